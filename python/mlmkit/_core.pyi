@@ -1,0 +1,37 @@
+"""Private compiled kernels of mlmkit (hand-written stub)."""
+
+import numpy as np
+
+LANE_SELECT: int
+LANE_REPLACE: int
+LANE_RANDOM_TOKEN: int
+
+def flatten_rows(rows: list[list[int] | tuple[int, ...]], name: str) -> tuple[np.ndarray, np.ndarray]: ...
+def collate_batch(
+    values: np.ndarray,
+    starts: np.ndarray,
+    lens: np.ndarray,
+    special_mask: np.ndarray | None,
+    is_special: np.ndarray,
+    random_ids: np.ndarray,
+    key_words: np.ndarray,
+    keyed: bool,
+    mlm: bool,
+    probability: float,
+    mask_replace_prob: float,
+    random_replace_prob: float,
+    exact: bool,
+    max_predictions: int | None,
+    mask_id: int,
+    pad_id: int,
+    left: bool,
+    out_ids: np.ndarray,
+    out_labels: np.ndarray,
+    out_attention: np.ndarray,
+) -> None: ...
+def pad_column(
+    values: np.ndarray, starts: np.ndarray, lens: np.ndarray, fill: int, left: bool, out: np.ndarray
+) -> None: ...
+def trim_padding(values: np.ndarray, starts: np.ndarray, lens: np.ndarray, pad_id: int) -> None: ...
+def hash_words(seed: int, words: list[int]) -> int: ...
+def lane_values(row_key: int, lane: int, n: int) -> np.ndarray: ...

@@ -1,0 +1,224 @@
+"""`DataCollatorForLanguageModeling`: transformers' MLM collator, with padding and masking done in
+one Rust pass."""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerBase
+from transformers.data.data_collator import DataCollatorMixin
+
+from . import _core, seeding
+from .batch import Ragged, aligned, as_ragged, columns_of, is_scalar
+from .vocab import RandomTokens, TokenizerTables, tokenizer_tables
+
+MaskCount = Literal["bernoulli", "exact"]
+
+# Columns the collator consumes or rebuilds instead of passing through.
+_CONSUMED = {"input_ids", "attention_mask", "special_tokens_mask", "labels", "offset_mapping"}
+
+
+def _check_probability(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+@dataclass
+class DataCollatorForLanguageModeling(DataCollatorMixin):
+    """Drop-in for `transformers.DataCollatorForLanguageModeling`.
+
+    Pads with the tokenizer's pad id on its padding side, builds `attention_mask`, pads
+    `token_type_ids`, selects tokens for MLM (never special tokens or padding) and replaces them
+    80/10/10, all in one Rust pass into tensors allocated here.
+
+    Extra options:
+        mask_count: "bernoulli" (each token independently, as transformers) or "exact"
+            (round(p * n) of a row's n maskable tokens, at least one).
+        max_predictions: cap on masked tokens per row.
+        random_tokens: "non_special" (random replacements drawn from the non-special vocabulary)
+            or "uniform" (from `range(len(tokenizer))`, as transformers).
+        keyed: masks are a pure function of (seed, epoch, row content); needs `seed`.
+        epoch: mixed into the random stream; set it each epoch (a callback can) for fresh masks.
+    """
+
+    tokenizer: PreTrainedTokenizerBase
+    mlm: bool = True
+    whole_word_mask: bool = False
+    mlm_probability: float = 0.15
+    mask_replace_prob: float = 0.8
+    random_replace_prob: float = 0.1
+    pad_to_multiple_of: int | None = None
+    return_tensors: str = "pt"
+    seed: int | None = None
+    mask_count: MaskCount = "bernoulli"
+    max_predictions: int | None = None
+    random_tokens: RandomTokens = "non_special"
+    keyed: bool = False
+    epoch: int = 0
+
+    def __post_init__(self) -> None:
+        if self.tokenizer is None:
+            raise ValueError("a tokenizer is required")
+        if self.whole_word_mask:
+            raise NotImplementedError("whole_word_mask=True is not available in this version")
+        self.mlm_probability = _check_probability("mlm_probability", self.mlm_probability)
+        self.mask_replace_prob = _check_probability("mask_replace_prob", self.mask_replace_prob)
+        self.random_replace_prob = _check_probability(
+            "random_replace_prob", self.random_replace_prob
+        )
+        if self.mask_replace_prob + self.random_replace_prob > 1.0 + 1e-12:
+            raise ValueError(
+                "mask_replace_prob + random_replace_prob must not exceed 1, got "
+                f"{self.mask_replace_prob} + {self.random_replace_prob}"
+            )
+        if self.return_tensors not in ("pt", "np"):
+            raise ValueError(f"return_tensors must be 'pt' or 'np', got {self.return_tensors!r}")
+        if self.mask_count not in ("bernoulli", "exact"):
+            raise ValueError(f"mask_count must be 'bernoulli' or 'exact', got {self.mask_count!r}")
+        if self.random_tokens not in ("non_special", "uniform"):
+            raise ValueError(
+                f"random_tokens must be 'non_special' or 'uniform', got {self.random_tokens!r}"
+            )
+        for name in ("pad_to_multiple_of", "max_predictions"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+            raise TypeError(f"seed must be an int or None, got {type(self.seed).__name__}")
+        if self.keyed and self.seed is None:
+            raise ValueError("keyed=True makes masks a function of (seed, epoch, content): pass a seed")
+        self._tables: TokenizerTables | None = None
+        self._calls = 0
+        self.tables  # fail now, not at the first batch, if the tokenizer lacks pad/mask tokens
+
+    @property
+    def tables(self) -> TokenizerTables:
+        tables = self._tables
+        if tables is None or tables.vocab_size != len(self.tokenizer):
+            tables = tokenizer_tables(self.tokenizer, self.random_tokens, self.mlm)
+            self._tables = tables
+        return tables
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_tables"] = None  # derived; rebuilt lazily in the process that uses it
+        return state
+
+    def _key_words(self) -> np.ndarray:
+        if self.keyed:
+            return seeding.keyed_words(self.seed, self.epoch)  # type: ignore[arg-type]
+        if self.seed is None:
+            return seeding.torch_words()
+        words = seeding.seeded_words(self.seed, self.epoch, self._calls)
+        self._calls += 1
+        return words
+
+    def torch_call(self, examples: Any) -> dict[str, Any]:
+        return self._collate(examples, "pt")
+
+    def numpy_call(self, examples: Any) -> dict[str, Any]:
+        return self._collate(examples, "np")
+
+    def _empty(self, shape: tuple[int, int], framework: str) -> tuple[Any, np.ndarray]:
+        if framework == "pt":
+            t = torch.empty(shape, dtype=torch.long)
+            return t, t.numpy()
+        a = np.empty(shape, dtype=np.int64)
+        return a, a
+
+    def _collate(self, examples: Any, framework: str) -> dict[str, Any]:
+        tables = self.tables
+        cols = columns_of(examples)
+        ids = as_ragged(cols["input_ids"], "input_ids")
+        empty = np.flatnonzero(ids.lens == 0)
+        if empty.size:
+            raise ValueError(f"row {int(empty[0])} of input_ids is empty")
+        raw_starts, raw_lens = ids.starts.copy(), ids.lens.copy()
+        _core.trim_padding(ids.values, ids.starts, ids.lens, tables.pad_id)
+        shift = ids.starts - raw_starts
+        width = int(raw_lens.max())
+        if self.pad_to_multiple_of:
+            width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        shape = (len(ids.lens), width)
+        left = self.tokenizer.padding_side == "left"
+
+        special = None
+        if "special_tokens_mask" in cols:
+            s = aligned(cols["special_tokens_mask"], "special_tokens_mask", ids, raw_lens, shift)
+            special = Ragged(
+                np.ascontiguousarray(s.values != 0, dtype=np.uint8), s.starts, s.lens
+            )
+            if not np.array_equal(special.starts, ids.starts):
+                special.values = _gather(special, ids)
+
+        input_ids, ids_out = self._empty(shape, framework)
+        labels, labels_out = self._empty(shape, framework)
+        attention, attention_out = self._empty(shape, framework)
+        _core.collate_batch(
+            ids.values,
+            ids.starts,
+            ids.lens,
+            None if special is None else special.values,
+            tables.is_special,
+            tables.random_ids,
+            self._key_words() if self.mlm else np.zeros(0, np.uint32),
+            self.keyed,
+            self.mlm,
+            self.mlm_probability,
+            self.mask_replace_prob,
+            self.random_replace_prob,
+            self.mask_count == "exact",
+            self.max_predictions,
+            tables.mask_id,
+            tables.pad_id,
+            left,
+            ids_out,
+            labels_out,
+            attention_out,
+        )
+        batch: dict[str, Any] = {"input_ids": input_ids}
+        for name, rows in cols.items():
+            if name in _CONSUMED or name == "word_ids":
+                continue
+            if is_scalar(rows[0]):
+                batch[name] = _stack_scalars(rows, name, framework)
+                continue
+            if isinstance(rows[0], str):
+                raise ValueError(
+                    f"column {name!r} holds strings, which cannot be batched; remove it from the "
+                    "dataset (Trainer does unless remove_unused_columns=False)"
+                )
+            col = aligned(rows, name, ids, raw_lens, shift)
+            fill = getattr(self.tokenizer, "pad_token_type_id", 0) if name == "token_type_ids" else 0
+            out, out_np = self._empty(shape, framework)
+            _core.pad_column(col.values, col.starts, col.lens, fill, left, out_np)
+            batch[name] = out
+        batch["attention_mask"] = attention
+        batch["labels"] = labels
+        return batch
+
+
+def _gather(col: Ragged, like: Ragged) -> np.ndarray:
+    """Lay a column's rows out at `like`'s offsets (so one start index serves both)."""
+    out = np.zeros(len(like.values), dtype=col.values.dtype)
+    for s_dst, s_src, n in zip(like.starts.tolist(), col.starts.tolist(), col.lens.tolist(), strict=True):
+        out[s_dst : s_dst + n] = col.values[s_src : s_src + n]
+    return out
+
+
+def _stack_scalars(rows: list[Any], name: str, framework: str) -> Any:
+    arr = np.asarray([_to_item(r) for r in rows])
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"column {name!r} holds values of type {arr.dtype} that cannot be batched")
+    if arr.dtype.kind in "iu":
+        arr = arr.astype(np.int64)
+    return torch.from_numpy(arr) if framework == "pt" else arr
+
+
+def _to_item(x: Any) -> Any:
+    return x.item() if isinstance(x, (np.ndarray, np.generic, torch.Tensor)) else x

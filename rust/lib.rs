@@ -1,0 +1,11 @@
+//! mlmkit's kernels: pure functions over slices. The Python binding lives in `python.rs` and is
+//! compiled only with the `python` feature (maturin enables it).
+
+pub mod collate;
+pub mod error;
+pub mod masking;
+pub mod padding;
+pub mod rng;
+
+#[cfg(feature = "python")]
+mod python;

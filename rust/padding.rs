@@ -1,0 +1,235 @@
+//! Placing variable-length rows into a padded, row-major output.
+
+use crate::error::KernelError;
+
+/// Integer types token ids may arrive in.
+pub trait TokenId: Copy + Send + Sync {
+    fn to_i64(self) -> i64;
+}
+
+macro_rules! token_id {
+    ($($t:ty),*) => {$(
+        impl TokenId for $t {
+            #[inline(always)]
+            fn to_i64(self) -> i64 {
+                self as i64
+            }
+        }
+    )*};
+}
+token_id!(i64, i32, i16, u32, u16, u8);
+
+/// Rows as `[starts[i], starts[i] + lens[i])` ranges of one flat buffer.
+#[derive(Clone, Copy)]
+pub struct Rows<'a, T> {
+    pub values: &'a [T],
+    pub starts: &'a [usize],
+    pub lens: &'a [usize],
+}
+
+impl<'a, T: TokenId> Rows<'a, T> {
+    pub fn new(
+        values: &'a [T],
+        starts: &'a [usize],
+        lens: &'a [usize],
+    ) -> Result<Self, KernelError> {
+        if starts.len() != lens.len() {
+            return Err(KernelError::Shape(format!(
+                "{} row starts but {} row lengths",
+                starts.len(),
+                lens.len()
+            )));
+        }
+        for (row, (&s, &n)) in starts.iter().zip(lens).enumerate() {
+            if s.checked_add(n).is_none_or(|end| end > values.len()) {
+                return Err(KernelError::Shape(format!(
+                    "row {row} spans [{s}, {s}+{n}) but the buffer holds {} values",
+                    values.len()
+                )));
+            }
+        }
+        Ok(Rows {
+            values,
+            starts,
+            lens,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+    }
+
+    #[inline]
+    pub fn row(&self, i: usize) -> &'a [T] {
+        &self.values[self.starts[i]..self.starts[i] + self.lens[i]]
+    }
+
+    /// Width of the padded batch: the longest row, rounded up to a multiple.
+    pub fn padded_width(&self, multiple: usize) -> usize {
+        let longest = self.lens.iter().copied().max().unwrap_or(0);
+        match multiple {
+            0 | 1 => longest,
+            m => longest.div_ceil(m) * m,
+        }
+    }
+}
+
+/// Where a row of `len` tokens starts inside an output row of `width`.
+#[inline]
+pub fn content_offset(len: usize, width: usize, left: bool) -> usize {
+    if left {
+        width - len
+    } else {
+        0
+    }
+}
+
+/// Copy one row into its padded slot, checking ids against the vocabulary, and fill the
+/// padding and the attention mask.
+#[inline]
+pub fn pad_row<T: TokenId>(
+    row_index: usize,
+    src: &[T],
+    vocab_size: usize,
+    pad_id: i64,
+    left: bool,
+    ids: &mut [i64],
+    attention: &mut [i64],
+) -> Result<(), KernelError> {
+    let width = ids.len();
+    if src.len() > width {
+        return Err(KernelError::RowTooLong {
+            row: row_index,
+            len: src.len(),
+            width,
+        });
+    }
+    let off = content_offset(src.len(), width, left);
+    let (before, rest) = ids.split_at_mut(off);
+    let (content, after) = rest.split_at_mut(src.len());
+    before.fill(pad_id);
+    after.fill(pad_id);
+    for (col, (dst, &v)) in content.iter_mut().zip(src).enumerate() {
+        let id = v.to_i64();
+        if id < 0 || id as u64 >= vocab_size as u64 {
+            return Err(KernelError::IdOutOfRange {
+                row: row_index,
+                col,
+                id,
+                vocab_size,
+            });
+        }
+        *dst = id;
+    }
+    attention[..off].fill(0);
+    attention[off..off + src.len()].fill(1);
+    attention[off + src.len()..].fill(0);
+    Ok(())
+}
+
+/// Copy an aligned per-token column (e.g. `token_type_ids`) into its padded slot.
+pub fn pad_aligned<T: TokenId>(src: &[T], fill: i64, left: bool, out: &mut [i64]) {
+    let off = content_offset(src.len(), out.len(), left);
+    out[..off].fill(fill);
+    for (dst, &v) in out[off..off + src.len()].iter_mut().zip(src) {
+        *dst = v.to_i64();
+    }
+    out[off + src.len()..].fill(fill);
+}
+
+/// Shrink each row's range to leave out runs of `pad_id` at either end, so rows that arrive
+/// already padded (`padding="max_length"`, a padded 2-D batch) are treated like unpadded ones.
+pub fn trim_padding<T: TokenId>(
+    values: &[T],
+    starts: &mut [usize],
+    lens: &mut [usize],
+    pad_id: i64,
+) {
+    for (s, n) in starts.iter_mut().zip(lens.iter_mut()) {
+        let row = &values[*s..*s + *n];
+        let lead = row.iter().take_while(|v| v.to_i64() == pad_id).count();
+        let trail = row[lead..]
+            .iter()
+            .rev()
+            .take_while(|v| v.to_i64() == pad_id)
+            .count();
+        *s += lead;
+        *n -= lead + trail;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pads_right_and_left() {
+        let src = [5i32, 6, 7];
+        let mut ids = [9i64; 5];
+        let mut att = [9i64; 5];
+        pad_row(0, &src, 10, 0, false, &mut ids, &mut att).unwrap();
+        assert_eq!(ids, [5, 6, 7, 0, 0]);
+        assert_eq!(att, [1, 1, 1, 0, 0]);
+        pad_row(0, &src, 10, 0, true, &mut ids, &mut att).unwrap();
+        assert_eq!(ids, [0, 0, 5, 6, 7]);
+        assert_eq!(att, [0, 0, 1, 1, 1]);
+    }
+
+    #[test]
+    fn rejects_out_of_vocab_and_negative_ids() {
+        let mut ids = [0i64; 3];
+        let mut att = [0i64; 3];
+        let err = pad_row(4, &[1i64, 10], 10, 0, false, &mut ids, &mut att).unwrap_err();
+        assert_eq!(
+            err,
+            KernelError::IdOutOfRange {
+                row: 4,
+                col: 1,
+                id: 10,
+                vocab_size: 10
+            }
+        );
+        let err = pad_row(0, &[-1i64], 10, 0, false, &mut ids, &mut att).unwrap_err();
+        assert!(matches!(err, KernelError::IdOutOfRange { id: -1, .. }));
+        let err = pad_row(0, &[1i64; 4], 10, 0, false, &mut ids, &mut att).unwrap_err();
+        assert!(matches!(
+            err,
+            KernelError::RowTooLong {
+                len: 4,
+                width: 3,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn rows_check_their_ranges_and_width() {
+        let v = [1u16, 2, 3, 4, 5];
+        assert!(Rows::new(&v, &[0, 3], &[3, 3]).is_err());
+        let rows = Rows::new(&v, &[0, 3], &[3, 2]).unwrap();
+        assert_eq!(rows.row(1), &[4, 5]);
+        assert_eq!(rows.padded_width(1), 3);
+        assert_eq!(rows.padded_width(8), 8);
+        assert!(Rows::new(&v, &[0], &[1, 2]).is_err());
+    }
+
+    #[test]
+    fn trims_pad_runs_at_both_ends_only() {
+        let v = [0i64, 0, 5, 0, 6, 0, 7, 7, 0];
+        let mut starts = [0, 6];
+        let mut lens = [6, 3];
+        trim_padding(&v, &mut starts, &mut lens, 0);
+        assert_eq!((starts, lens), ([2, 6], [3, 2]));
+    }
+
+    #[test]
+    fn aligned_columns_follow_the_padding_side() {
+        let mut out = [7i64; 4];
+        pad_aligned(&[1u8, 1], 0, true, &mut out);
+        assert_eq!(out, [0, 0, 1, 1]);
+    }
+}
