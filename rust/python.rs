@@ -82,13 +82,15 @@ macro_rules! with_ids {
     }};
 }
 
+type IdsAndLens<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>);
+
 /// Flatten a list of rows (lists or tuples of Python ints) into `(values, lengths)`.
 #[pyfunction]
 fn flatten_rows<'py>(
     py: Python<'py>,
     rows: &Bound<'py, PyList>,
     name: &str,
-) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>)> {
+) -> PyResult<IdsAndLens<'py>> {
     let mut values: Vec<i64> = Vec::new();
     let mut lens: Vec<i64> = Vec::with_capacity(rows.len());
     let bad = |i: usize, j: usize, item: &Bound<'py, PyAny>| {

@@ -6,7 +6,9 @@ LANE_SELECT: int
 LANE_REPLACE: int
 LANE_RANDOM_TOKEN: int
 
-def flatten_rows(rows: list[list[int] | tuple[int, ...]], name: str) -> tuple[np.ndarray, np.ndarray]: ...
+def flatten_rows(
+    rows: list[list[int] | tuple[int, ...]], name: str
+) -> tuple[np.ndarray, np.ndarray]: ...
 def collate_batch(
     values: np.ndarray,
     starts: np.ndarray,

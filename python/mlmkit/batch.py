@@ -12,7 +12,9 @@ import torch
 
 from . import _core
 
-_KERNEL_DTYPES = {np.dtype(t) for t in (np.int64, np.int32, np.uint32, np.uint16, np.int16, np.uint8)}
+_KERNEL_DTYPES = {
+    np.dtype(t) for t in (np.int64, np.int32, np.uint32, np.uint16, np.int16, np.uint8)
+}
 
 
 @dataclass

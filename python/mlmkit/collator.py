@@ -86,15 +86,21 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
             )
         for name in ("pad_to_multiple_of", "max_predictions"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
                 raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+        if self.seed is not None and (
+            isinstance(self.seed, bool) or not isinstance(self.seed, int)
+        ):
             raise TypeError(f"seed must be an int or None, got {type(self.seed).__name__}")
         if self.keyed and self.seed is None:
-            raise ValueError("keyed=True makes masks a function of (seed, epoch, content): pass a seed")
+            raise ValueError(
+                "keyed=True makes masks a function of (seed, epoch, content): pass a seed"
+            )
         self._tables: TokenizerTables | None = None
         self._calls = 0
-        self.tables  # fail now, not at the first batch, if the tokenizer lacks pad/mask tokens
+        _ = self.tables  # fail now, not at the first batch, if pad/mask tokens are missing
 
     @property
     def tables(self) -> TokenizerTables:
@@ -150,9 +156,7 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
         special = None
         if "special_tokens_mask" in cols:
             s = aligned(cols["special_tokens_mask"], "special_tokens_mask", ids, raw_lens, shift)
-            special = Ragged(
-                np.ascontiguousarray(s.values != 0, dtype=np.uint8), s.starts, s.lens
-            )
+            special = Ragged(np.ascontiguousarray(s.values != 0, dtype=np.uint8), s.starts, s.lens)
             if not np.array_equal(special.starts, ids.starts):
                 special.values = _gather(special, ids)
 
@@ -194,7 +198,9 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
                     "dataset (Trainer does unless remove_unused_columns=False)"
                 )
             col = aligned(rows, name, ids, raw_lens, shift)
-            fill = getattr(self.tokenizer, "pad_token_type_id", 0) if name == "token_type_ids" else 0
+            fill = (
+                getattr(self.tokenizer, "pad_token_type_id", 0) if name == "token_type_ids" else 0
+            )
             out, out_np = self._empty(shape, framework)
             _core.pad_column(col.values, col.starts, col.lens, fill, left, out_np)
             batch[name] = out
@@ -206,7 +212,9 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
 def _gather(col: Ragged, like: Ragged) -> np.ndarray:
     """Lay a column's rows out at `like`'s offsets (so one start index serves both)."""
     out = np.zeros(len(like.values), dtype=col.values.dtype)
-    for s_dst, s_src, n in zip(like.starts.tolist(), col.starts.tolist(), col.lens.tolist(), strict=True):
+    for s_dst, s_src, n in zip(
+        like.starts.tolist(), col.starts.tolist(), col.lens.tolist(), strict=True
+    ):
         out[s_dst : s_dst + n] = col.values[s_src : s_src + n]
     return out
 

@@ -37,7 +37,8 @@ def seeded_words(seed: int, epoch: int, calls: int) -> np.ndarray:
     info = torch.utils.data.get_worker_info()
     worker = 0 if info is None else int(info.seed)
     return np.array(
-        [SEEDED, *split64(seed), *split64(epoch), *split64(worker), *split64(calls)], dtype=np.uint32
+        [SEEDED, *split64(seed), *split64(epoch), *split64(worker), *split64(calls)],
+        dtype=np.uint32,
     )
 
 

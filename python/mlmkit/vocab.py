@@ -43,7 +43,9 @@ def tokenizer_tables(tokenizer: Any, random_tokens: RandomTokens, mlm: bool) -> 
         "it is needed to pad batches; set one, e.g. tokenizer.pad_token = tokenizer.eos_token",
     )
     mask_id = (
-        require_token(tokenizer, "mask_token", "masked language modelling needs one (or pass mlm=False)")
+        require_token(
+            tokenizer, "mask_token", "masked language modelling needs one (or pass mlm=False)"
+        )
         if mlm
         else 0
     )
