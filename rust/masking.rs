@@ -124,38 +124,58 @@ pub fn mask_row(
     row_key: u32,
     scratch: &mut Vec<u64>,
 ) {
+    match extra_special {
+        None => select_and_replace(ids, labels, |_| true, vocab, spec, row_key, scratch),
+        Some(m) => select_and_replace(ids, labels, |j| m[j] == 0, vocab, spec, row_key, scratch),
+    }
+}
+
+#[inline(always)]
+fn select_and_replace(
+    ids: &mut [i64],
+    labels: &mut [i64],
+    allowed: impl Fn(usize) -> bool,
+    vocab: &Vocab,
+    spec: &MaskSpec,
+    row_key: u32,
+    scratch: &mut Vec<u64>,
+) {
     let select = Lane::new(row_key, LANE_SELECT);
     let rep = Lane::new(row_key, LANE_REPLACE);
     let tok = Lane::new(row_key, LANE_RANDOM_TOKEN);
-    let maskable = |j: usize, id: i64| -> bool {
-        vocab.is_special[id as usize] == 0 && extra_special.is_none_or(|m| m[j] == 0)
-    };
-
-    if spec.count == Count::Bernoulli && spec.max_predictions == usize::MAX {
-        for j in 0..ids.len() {
-            if maskable(j, ids[j]) && rng::below(select.at(j as u32), spec.select) {
-                replace(j, ids, labels, spec, vocab, &rep, &tok);
-            }
-        }
-        return;
-    }
-
-    // Candidates keyed by (draw, position): the k smallest draws are a uniform random subset.
+    let n = ids.len();
     scratch.clear();
-    for (j, &id) in ids.iter().enumerate() {
-        if maskable(j, id) {
-            let u = select.at(j as u32);
-            if spec.count == Count::Exact || rng::below(u, spec.select) {
-                scratch.push(((u as u64) << 32) | j as u64);
-            }
+    scratch.resize(n, 0);
+    let mut k = 0;
+    if spec.count == Count::Bernoulli && spec.max_predictions == usize::MAX {
+        // Branch-free: every position is written, the count only advances for selected ones.
+        for (j, &id) in ids.iter().enumerate() {
+            let hit = (vocab.is_special[id as usize] == 0)
+                & allowed(j)
+                & rng::below(select.at(j as u32), spec.select);
+            scratch[k] = j as u64;
+            k += hit as usize;
         }
-    }
-    let k = match spec.count {
-        Count::Exact => spec.exact_count(scratch.len()),
-        Count::Bernoulli => scratch.len().min(spec.max_predictions),
-    };
-    if k < scratch.len() {
-        scratch.select_nth_unstable(k);
+    } else {
+        // Candidates keyed by (draw, position): the k smallest draws are a uniform random subset.
+        let exact = spec.count == Count::Exact;
+        for (j, &id) in ids.iter().enumerate() {
+            let u = select.at(j as u32);
+            let hit = (vocab.is_special[id as usize] == 0)
+                & allowed(j)
+                & (exact | rng::below(u, spec.select));
+            scratch[k] = ((u as u64) << 32) | j as u64;
+            k += hit as usize;
+        }
+        let want = if exact {
+            spec.exact_count(k)
+        } else {
+            k.min(spec.max_predictions)
+        };
+        if want < k {
+            scratch[..k].select_nth_unstable(want);
+        }
+        k = want;
     }
     for &e in &scratch[..k] {
         replace(

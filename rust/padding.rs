@@ -113,17 +113,22 @@ pub fn pad_row<T: TokenId>(
     let (content, after) = rest.split_at_mut(src.len());
     before.fill(pad_id);
     after.fill(pad_id);
-    for (col, (dst, &v)) in content.iter_mut().zip(src).enumerate() {
-        let id = v.to_i64();
-        if id < 0 || id as u64 >= vocab_size as u64 {
-            return Err(KernelError::IdOutOfRange {
-                row: row_index,
-                col,
-                id,
-                vocab_size,
-            });
-        }
-        *dst = id;
+    // Check first (a branch-free pass the compiler vectorises), locate the culprit only on error.
+    let vocab = vocab_size as u64;
+    if !src.iter().all(|&v| (v.to_i64() as u64) < vocab) {
+        let col = src
+            .iter()
+            .position(|&v| (v.to_i64() as u64) >= vocab)
+            .unwrap_or(0);
+        return Err(KernelError::IdOutOfRange {
+            row: row_index,
+            col,
+            id: src[col].to_i64(),
+            vocab_size,
+        });
+    }
+    for (dst, &v) in content.iter_mut().zip(src) {
+        *dst = v.to_i64();
     }
     attention[..off].fill(0);
     attention[off..off + src.len()].fill(1);

@@ -274,14 +274,16 @@ fn pad_column(
     })
 }
 
-/// Shrink `starts`/`lens` in place to leave out pad-id runs at both ends of each row.
+/// Shrink `starts`/`lens` in place to leave out pad-id runs at both ends of each row, after
+/// checking no row is empty. Returns the longest row before trimming (the batch width).
 #[pyfunction]
 fn trim_padding(
     values: &Bound<'_, PyAny>,
     mut starts: PyReadwriteArray1<i64>,
     mut lens: PyReadwriteArray1<i64>,
     pad_id: i64,
-) -> PyResult<()> {
+    name: &str,
+) -> PyResult<usize> {
     let starts = starts
         .as_slice_mut()
         .map_err(|_| PyValueError::new_err("starts must be a C-contiguous array"))?;
@@ -290,6 +292,12 @@ fn trim_padding(
         .map_err(|_| PyValueError::new_err("lens must be a C-contiguous array"))?;
     let mut s = to_usize(starts, "starts")?;
     let mut n = to_usize(lens, "lens")?;
+    if let Some(row) = n.iter().position(|&l| l == 0) {
+        return Err(PyValueError::new_err(format!(
+            "row {row} of {name} is empty"
+        )));
+    }
+    let width = n.iter().copied().max().unwrap_or(0);
     with_ids!(values, "input_ids", |v| {
         Rows::new(v, &s, &n)?;
         trim_rows(v, &mut s, &mut n, pad_id);
@@ -301,7 +309,7 @@ fn trim_padding(
     for (dst, src) in lens.iter_mut().zip(&n) {
         *dst = *src as i64;
     }
-    Ok(())
+    Ok(width)
 }
 
 /// MurmurHash3_x86_32 of 32-bit words (exposed so tests can check the documented algorithm).

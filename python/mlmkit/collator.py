@@ -141,13 +141,10 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
         tables = self.tables
         cols = columns_of(examples)
         ids = as_ragged(cols["input_ids"], "input_ids")
-        empty = np.flatnonzero(ids.lens == 0)
-        if empty.size:
-            raise ValueError(f"row {int(empty[0])} of input_ids is empty")
-        raw_starts, raw_lens = ids.starts.copy(), ids.lens.copy()
-        _core.trim_padding(ids.values, ids.starts, ids.lens, tables.pad_id)
-        shift = ids.starts - raw_starts
-        width = int(raw_lens.max())
+        per_token = [k for k in cols if k not in _CONSUMED or k == "special_tokens_mask"]
+        if per_token:
+            raw_starts, raw_lens = ids.starts.copy(), ids.lens.copy()
+        width = _core.trim_padding(ids.values, ids.starts, ids.lens, tables.pad_id, "input_ids")
         if self.pad_to_multiple_of:
             width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
         shape = (len(ids.lens), width)
@@ -155,6 +152,7 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
 
         special = None
         if "special_tokens_mask" in cols:
+            shift = ids.starts - raw_starts
             s = aligned(cols["special_tokens_mask"], "special_tokens_mask", ids, raw_lens, shift)
             special = Ragged(np.ascontiguousarray(s.values != 0, dtype=np.uint8), s.starts, s.lens)
             if not np.array_equal(special.starts, ids.starts):
@@ -186,7 +184,8 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
             attention_out,
         )
         batch: dict[str, Any] = {"input_ids": input_ids}
-        for name, rows in cols.items():
+        for name in per_token:
+            rows = cols[name]
             if name in _CONSUMED or name == "word_ids":
                 continue
             if is_scalar(rows[0]):
@@ -197,7 +196,7 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
                     f"column {name!r} holds strings, which cannot be batched; remove it from the "
                     "dataset (Trainer does unless remove_unused_columns=False)"
                 )
-            col = aligned(rows, name, ids, raw_lens, shift)
+            col = aligned(rows, name, ids, raw_lens, ids.starts - raw_starts)
             fill = (
                 getattr(self.tokenizer, "pad_token_type_id", 0) if name == "token_type_ids" else 0
             )
