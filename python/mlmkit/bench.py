@@ -43,7 +43,9 @@ def token_rows(tokenizer: Any, batch: int, length: int, seed: int = 0) -> list[l
     return [[cls, *row, sep] for row in body.tolist()]
 
 
-def feature_rows(tokenizer: Any, batch: int, length: int, seed: int = 0) -> list[dict[str, list[int]]]:
+def feature_rows(
+    tokenizer: Any, batch: int, length: int, seed: int = 0
+) -> list[dict[str, list[int]]]:
     """What Trainer hands a collator: one dict of Python lists per example."""
     return [{"input_ids": r} for r in token_rows(tokenizer, batch, length, seed)]
 
@@ -114,7 +116,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 
     for length in (128, 512):
         feats = feature_rows(tokenizer, 32, length)
-        times = {n: seconds_per_call(lambda c=c: c(feats), budget) for n, c in coll.items()}
+        times = {n: seconds_per_call(lambda c=c, f=feats: c(f), budget) for n, c in coll.items()}
         add(f"B=32 L={length}, rows as lists", 32 * length, times)
     arr = padded_array(tokenizer, 32, 512)
     tensor = torch.from_numpy(arr)
