@@ -84,6 +84,31 @@ macro_rules! with_ids {
 
 type IdsAndLens<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>);
 
+/// Append a list of exact Python ints that fit in i64; false (with `out` possibly extended) when
+/// an item is anything else, so the caller can take the slow path that names the culprit.
+fn extend_exact_ints(list: &Bound<'_, PyList>, out: &mut Vec<i64>) -> bool {
+    let n = list.len();
+    out.reserve(n);
+    let ptr = list.as_ptr();
+    for j in 0..n {
+        // SAFETY: we hold the GIL, `list` is a live list of length `n` that nothing mutates while
+        // we read it (no Python code runs here), and items are borrowed only for this iteration.
+        unsafe {
+            let item = pyo3::ffi::PyList_GET_ITEM(ptr, j as pyo3::ffi::Py_ssize_t);
+            if pyo3::ffi::PyLong_CheckExact(item) == 0 {
+                return false;
+            }
+            let v = pyo3::ffi::PyLong_AsLongLong(item);
+            if v == -1 && !pyo3::ffi::PyErr_Occurred().is_null() {
+                pyo3::ffi::PyErr_Clear();
+                return false;
+            }
+            out.push(v);
+        }
+    }
+    true
+}
+
 /// Flatten a list of rows (lists or tuples of Python ints) into `(values, lengths)`.
 #[pyfunction]
 fn flatten_rows<'py>(
@@ -106,9 +131,11 @@ fn flatten_rows<'py>(
     for (i, row) in rows.iter().enumerate() {
         let start = values.len();
         if let Ok(list) = row.cast::<PyList>() {
-            values.reserve(list.len());
-            for (j, item) in list.iter().enumerate() {
-                values.push(item.extract::<i64>().map_err(|_| bad(i, j, &item))?);
+            if !extend_exact_ints(list, &mut values) {
+                values.truncate(start);
+                for (j, item) in list.iter().enumerate() {
+                    values.push(item.extract::<i64>().map_err(|_| bad(i, j, &item))?);
+                }
             }
         } else if let Ok(tuple) = row.cast::<PyTuple>() {
             for (j, item) in tuple.iter().enumerate() {

@@ -82,14 +82,7 @@ def columns_of(features: Any) -> dict[str, Any]:
             raise ValueError("the batch is empty: a collator needs at least one example")
         first = features[0]
         if isinstance(first, Mapping):
-            keys = list(first.keys())
-            for i, f in enumerate(features):
-                if not isinstance(f, Mapping) or f.keys() != first.keys():
-                    got = sorted(f.keys()) if isinstance(f, Mapping) else type(f).__name__
-                    raise ValueError(
-                        f"example {i} has columns {got} but example 0 has {sorted(keys)}"
-                    )
-            cols = {k: [f[k] for f in features] for k in keys}
+            cols = _columns_of_examples(features, first)
         else:
             cols = {"input_ids": list(features)}
     else:
@@ -103,6 +96,20 @@ def columns_of(features: Any) -> dict[str, Any]:
     if len(ids) == 0:
         raise ValueError("the batch is empty: a collator needs at least one example")
     return cols
+
+
+def _columns_of_examples(features: Sequence[Any], first: Mapping[str, Any]) -> dict[str, list]:
+    keys = list(first)
+    try:
+        if all(len(f) == len(keys) for f in features):
+            return {k: [f[k] for f in features] for k in keys}
+    except (KeyError, TypeError):
+        pass
+    for i, f in enumerate(features):
+        if not isinstance(f, Mapping) or f.keys() != first.keys():
+            got = sorted(f.keys()) if isinstance(f, Mapping) else type(f).__name__
+            raise ValueError(f"example {i} has columns {got} but example 0 has {sorted(keys)}")
+    raise AssertionError("unreachable")
 
 
 def is_scalar(x: Any) -> bool:
