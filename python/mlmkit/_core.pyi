@@ -2,6 +2,18 @@
 
 import numpy as np
 
+__all__ = [
+    "LANE_RANDOM_TOKEN",
+    "LANE_REPLACE",
+    "LANE_SELECT",
+    "collate_batch",
+    "flatten_rows",
+    "hash_words",
+    "lane_values",
+    "pad_column",
+    "trim_padding",
+]
+
 LANE_SELECT: int
 LANE_REPLACE: int
 LANE_RANDOM_TOKEN: int
