@@ -4,6 +4,7 @@ use crate::error::KernelError;
 use crate::masking::{mask_row, MaskSpec, Vocab, IGNORE_INDEX};
 use crate::padding::{content_offset, pad_row, Rows, TokenId};
 use crate::rng::Murmur;
+use crate::words::{self, WordMasking};
 
 /// How each row's random stream is keyed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,13 +65,34 @@ impl Collate<'_> {
     }
 }
 
+/// How a row's masked positions are chosen.
+pub enum Selection<'a> {
+    /// Each token on its own (`masking::mask_row`).
+    Tokens,
+    /// Whole words or spans of whole words (`words::mask_row`).
+    Words(WordMasking<'a>),
+}
+
 pub fn collate<T: TokenId>(
     rows: &Rows<T>,
     special: Option<&[u8]>,
     cfg: &Collate,
     out: Outputs,
 ) -> Result<(), KernelError> {
+    collate_with(rows, special, cfg, &Selection::Tokens, out)
+}
+
+pub fn collate_with<T: TokenId>(
+    rows: &Rows<T>,
+    special: Option<&[u8]>,
+    cfg: &Collate,
+    selection: &Selection,
+    out: Outputs,
+) -> Result<(), KernelError> {
     cfg.check()?;
+    if let Selection::Words(w) = selection {
+        w.boundaries.check(cfg.vocab.size(), rows.values.len())?;
+    }
     let (n, w) = (rows.len(), out.width);
     for (name, buf) in [
         ("input_ids", &out.ids),
@@ -94,6 +116,7 @@ pub fn collate<T: TokenId>(
         }
     }
     let mut scratch = Vec::new();
+    let mut word_scratch = words::Scratch::default();
     let chunks = out
         .ids
         .chunks_exact_mut(w.max(1))
@@ -122,15 +145,28 @@ pub fn collate<T: TokenId>(
         let content = &mut ids[range.clone()];
         let key = row_key(cfg.key_words, cfg.key_mode, i, content);
         let extra = special.map(|s| &s[rows.starts[i]..rows.starts[i] + src.len()]);
-        mask_row(
-            content,
-            &mut labels[range],
-            extra,
-            &cfg.vocab,
-            &cfg.spec,
-            key,
-            &mut scratch,
-        );
+        match selection {
+            Selection::Tokens => mask_row(
+                content,
+                &mut labels[range],
+                extra,
+                &cfg.vocab,
+                &cfg.spec,
+                key,
+                &mut scratch,
+            ),
+            Selection::Words(w) => words::mask_row(
+                content,
+                &mut labels[range],
+                extra,
+                w.boundaries.row(rows.starts[i], src.len()),
+                &cfg.vocab,
+                &cfg.spec,
+                w,
+                key,
+                &mut word_scratch,
+            ),
+        }
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ pub mod error;
 pub mod masking;
 pub mod padding;
 pub mod rng;
+pub mod words;
 
 #[cfg(feature = "python")]
 mod python;

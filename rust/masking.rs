@@ -94,7 +94,7 @@ impl Vocab<'_> {
 
 /// Replace one selected position according to its replacement draws.
 #[inline(always)]
-fn replace(
+pub(crate) fn replace(
     j: usize,
     ids: &mut [i64],
     labels: &mut [i64],

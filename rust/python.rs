@@ -8,11 +8,12 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
-use crate::collate::{collate, Collate, KeyMode, Outputs};
+use crate::collate::{collate_with, Collate, KeyMode, Outputs, Selection};
 use crate::error::KernelError;
 use crate::masking::{Count, MaskSpec, Vocab};
 use crate::padding::{pad_aligned, trim_padding as trim_rows, Rows, TokenId};
 use crate::rng;
+use crate::words::{self, Boundaries, Lengths, Replace, SpanSpec, Units, WordMasking};
 
 impl From<KernelError> for PyErr {
     fn from(e: KernelError) -> PyErr {
@@ -84,9 +85,10 @@ macro_rules! with_ids {
 
 type IdsAndLens<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>);
 
-/// Append a list of exact Python ints that fit in i64; false (with `out` possibly extended) when
-/// an item is anything else, so the caller can take the slow path that names the culprit.
-fn extend_exact_ints(list: &Bound<'_, PyList>, out: &mut Vec<i64>) -> bool {
+/// Append a list of exact Python ints that fit in i64 (and `None`s, as `none`, when it is given);
+/// false (with `out` possibly extended) when an item is anything else, so the caller can take the
+/// slow path that names the culprit.
+fn extend_exact_ints(list: &Bound<'_, PyList>, none: Option<i64>, out: &mut Vec<i64>) -> bool {
     let n = list.len();
     out.reserve(n);
     let ptr = list.as_ptr();
@@ -95,6 +97,12 @@ fn extend_exact_ints(list: &Bound<'_, PyList>, out: &mut Vec<i64>) -> bool {
         // we read it (no Python code runs here), and items are borrowed only for this iteration.
         unsafe {
             let item = pyo3::ffi::PyList_GET_ITEM(ptr, j as pyo3::ffi::Py_ssize_t);
+            if let Some(v) = none {
+                if item == pyo3::ffi::Py_None() {
+                    out.push(v);
+                    continue;
+                }
+            }
             if pyo3::ffi::PyLong_CheckExact(item) == 0 {
                 return false;
             }
@@ -109,12 +117,15 @@ fn extend_exact_ints(list: &Bound<'_, PyList>, out: &mut Vec<i64>) -> bool {
     true
 }
 
-/// Flatten a list of rows (lists or tuples of Python ints) into `(values, lengths)`.
+/// Flatten a list of rows (lists or tuples of Python ints) into `(values, lengths)`; `None`
+/// items become `none` when it is given.
 #[pyfunction]
+#[pyo3(signature = (rows, name, none=None))]
 fn flatten_rows<'py>(
     py: Python<'py>,
     rows: &Bound<'py, PyList>,
     name: &str,
+    none: Option<i64>,
 ) -> PyResult<IdsAndLens<'py>> {
     let mut values: Vec<i64> = Vec::new();
     let mut lens: Vec<i64> = Vec::with_capacity(rows.len());
@@ -128,18 +139,22 @@ fn flatten_rows<'py>(
             "{name} must hold integers; row {i}, position {j} is a {ty}"
         ))
     };
+    let value = |i: usize, j: usize, item: &Bound<'py, PyAny>| match none {
+        Some(v) if item.is_none() => Ok(v),
+        _ => item.extract::<i64>().map_err(|_| bad(i, j, item)),
+    };
     for (i, row) in rows.iter().enumerate() {
         let start = values.len();
         if let Ok(list) = row.cast::<PyList>() {
-            if !extend_exact_ints(list, &mut values) {
+            if !extend_exact_ints(list, none, &mut values) {
                 values.truncate(start);
                 for (j, item) in list.iter().enumerate() {
-                    values.push(item.extract::<i64>().map_err(|_| bad(i, j, &item))?);
+                    values.push(value(i, j, &item)?);
                 }
             }
         } else if let Ok(tuple) = row.cast::<PyTuple>() {
             for (j, item) in tuple.iter().enumerate() {
-                values.push(item.extract::<i64>().map_err(|_| bad(i, j, &item))?);
+                values.push(value(i, j, &item)?);
             }
         } else {
             return Err(PyTypeError::new_err(format!(
@@ -156,7 +171,7 @@ fn flatten_rows<'py>(
 #[allow(clippy::too_many_arguments)]
 #[pyo3(signature = (values, starts, lens, special_mask, is_special, random_ids, key_words, keyed, mlm,
     probability, mask_replace_prob, random_replace_prob, exact, max_predictions, mask_id, pad_id, left,
-    out_ids, out_labels, out_attention))]
+    out_ids, out_labels, out_attention, words=None))]
 fn collate_batch(
     py: Python<'_>,
     values: &Bound<'_, PyAny>,
@@ -179,6 +194,7 @@ fn collate_batch(
     mut out_ids: PyReadwriteArray2<i64>,
     mut out_labels: PyReadwriteArray2<i64>,
     mut out_attention: PyReadwriteArray2<i64>,
+    words: Option<WordArgs<'_>>,
 ) -> PyResult<()> {
     let starts = to_usize(contiguous(&starts, "starts")?, "starts")?;
     let lens = to_usize(contiguous(&lens, "lens")?, "lens")?;
@@ -236,6 +252,10 @@ fn collate_batch(
     let (ids, width) = contiguous_mut(&mut out_ids, "out_ids")?;
     let (labels, _) = contiguous_mut(&mut out_labels, "out_labels")?;
     let (attention, _) = contiguous_mut(&mut out_attention, "out_attention")?;
+    let selection = match &words {
+        None => Selection::Tokens,
+        Some(w) => Selection::Words(w.masking(probability)?),
+    };
     with_ids!(values, "input_ids", |v| {
         let rows = Rows::new(v, &starts, &lens)?;
         run_detached(
@@ -243,6 +263,7 @@ fn collate_batch(
             &rows,
             special,
             &cfg,
+            &selection,
             Outputs {
                 ids,
                 labels,
@@ -258,9 +279,10 @@ fn run_detached<T: TokenId>(
     rows: &Rows<T>,
     special: Option<&[u8]>,
     cfg: &Collate,
+    selection: &Selection,
     out: Outputs,
 ) -> PyResult<()> {
-    py.detach(|| collate(rows, special, cfg, out))
+    py.detach(|| collate_with(rows, special, cfg, selection, out))
         .map_err(PyErr::from)
 }
 
@@ -363,5 +385,113 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("LANE_SELECT", rng::LANE_SELECT)?;
     m.add("LANE_REPLACE", rng::LANE_REPLACE)?;
     m.add("LANE_RANDOM_TOKEN", rng::LANE_RANDOM_TOKEN)?;
+    // Whole-word and span masking.
+    m.add_function(wrap_pyfunction!(span_tables, m)?)?;
+    m.add("LANE_SPAN_LENGTH", words::LANE_SPAN_LENGTH)?;
+    m.add("LANE_SPAN_PHASE", words::LANE_SPAN_PHASE)?;
     Ok(())
+}
+
+// ---- Whole-word and span masking --------------------------------------------------------------
+
+/// Word-masking options, read from a dict (see `mlmkit.word_masking.word_arguments`).
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct WordArgs<'py> {
+    units: String,
+    replace: String,
+    starts_word: Option<PyReadonlyArray1<'py, u8>>,
+    ends_word: Option<PyReadonlyArray1<'py, u8>>,
+    continuation: Option<PyReadonlyArray1<'py, u8>>,
+    word_ids: Option<PyReadonlyArray1<'py, i64>>,
+    span_geometric_p: f64,
+    max_span_length: usize,
+    max_ngram: usize,
+}
+
+impl WordArgs<'_> {
+    fn masking(&self, probability: f64) -> PyResult<WordMasking<'_>> {
+        let boundaries = match (&self.word_ids, &self.starts_word, &self.ends_word) {
+            (Some(w), _, _) => {
+                if self.continuation.is_some() {
+                    return Err(PyValueError::new_err(
+                        "give word boundaries either as word_ids or as reference positions, not both",
+                    ));
+                }
+                Boundaries::WordIds(contiguous(w, "word_ids")?)
+            }
+            (None, Some(s), Some(e)) => Boundaries::Tables {
+                starts_word: contiguous(s, "starts_word")?,
+                ends_word: contiguous(e, "ends_word")?,
+                continuation: match &self.continuation {
+                    Some(c) => Some(contiguous(c, "continuation")?),
+                    None => None,
+                },
+            },
+            _ => {
+                return Err(PyValueError::new_err(
+                    "word masking needs word_ids or both starts_word and ends_word",
+                ))
+            }
+        };
+        let units = match self.units.as_str() {
+            "word" => Units::Words,
+            "span" => Units::Spans(SpanSpec::new(
+                Lengths::geometric(self.span_geometric_p, self.max_span_length)?,
+                probability,
+            )?),
+            "ngram" => Units::Spans(SpanSpec::new(
+                Lengths::harmonic(self.max_ngram)?,
+                probability,
+            )?),
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "units must be 'word', 'span' or 'ngram', got {other:?}"
+                )))
+            }
+        };
+        let replace = match self.replace.as_str() {
+            "word" => Replace::PerUnit,
+            "token" => Replace::PerToken,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "replace_per must be 'word' or 'token', got {other:?}"
+                )))
+            }
+        };
+        Ok(WordMasking {
+            boundaries,
+            units,
+            replace,
+        })
+    }
+}
+
+type SpanTables<'py> = (u64, Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u64>>);
+
+/// Span masking's integer thresholds `(Q, C, F)` (see `rust/words.rs`): `units` is "span"
+/// (SpanBERT lengths from `span_geometric_p` and `max_length`) or "ngram" (1/n up to `max_length`).
+#[pyfunction]
+fn span_tables<'py>(
+    py: Python<'py>,
+    units: &str,
+    probability: f64,
+    span_geometric_p: f64,
+    max_length: usize,
+) -> PyResult<SpanTables<'py>> {
+    let lengths = match units {
+        "span" => Lengths::geometric(span_geometric_p, max_length)?,
+        "ngram" => Lengths::harmonic(max_length)?,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "units must be 'span' or 'ngram', got {other:?}"
+            )))
+        }
+    };
+    let spec = SpanSpec::new(lengths, probability)?;
+    Ok((
+        spec.start,
+        PyArray1::from_vec(py, spec.lengths.cdf),
+        PyArray1::from_vec(py, spec.phase),
+    ))
 }

@@ -2,5 +2,10 @@
 
 from .collator import DataCollatorForLanguageModeling
 
+# Whole-word and span masking.
+from .whole_word import DataCollatorForWholeWordMask
+from .words import reference_positions, word_starts, word_tables
+
 __all__ = ["DataCollatorForLanguageModeling"]
+__all__ += ["DataCollatorForWholeWordMask", "reference_positions", "word_starts", "word_tables"]
 __version__ = "0.1.0"

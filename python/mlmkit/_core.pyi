@@ -1,5 +1,7 @@
 """Private compiled kernels of mlmkit (hand-written stub)."""
 
+from typing import Any
+
 import numpy as np
 
 __all__ = [
@@ -19,7 +21,7 @@ LANE_REPLACE: int
 LANE_RANDOM_TOKEN: int
 
 def flatten_rows(
-    rows: list[list[int] | tuple[int, ...]], name: str
+    rows: list[list[int] | tuple[int, ...]], name: str, none: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]: ...
 def collate_batch(
     values: np.ndarray,
@@ -42,6 +44,7 @@ def collate_batch(
     out_ids: np.ndarray,
     out_labels: np.ndarray,
     out_attention: np.ndarray,
+    words: dict[str, Any] | None = None,
 ) -> None: ...
 def pad_column(
     values: np.ndarray, starts: np.ndarray, lens: np.ndarray, fill: int, left: bool, out: np.ndarray
@@ -51,3 +54,11 @@ def trim_padding(
 ) -> int: ...
 def hash_words(seed: int, words: list[int]) -> int: ...
 def lane_values(row_key: int, lane: int, n: int) -> np.ndarray: ...
+
+# Whole-word and span masking.
+LANE_SPAN_LENGTH: int
+LANE_SPAN_PHASE: int
+
+def span_tables(
+    units: str, probability: float, span_geometric_p: float, max_length: int
+) -> tuple[int, np.ndarray, np.ndarray]: ...

@@ -42,8 +42,9 @@ def _to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def as_ragged(rows: Any, name: str) -> Ragged:
-    """A column (list of rows, or a padded 2-D array/tensor) as flat values plus row ranges."""
+def as_ragged(rows: Any, name: str, none: int | None = None) -> Ragged:
+    """A column (list of rows, or a padded 2-D array/tensor) as flat values plus row ranges;
+    `None` items of list rows become `none` when it is given."""
     if isinstance(rows, (np.ndarray, torch.Tensor)):
         arr = _int_array(_to_numpy(rows), name)
         if arr.ndim != 2:
@@ -54,7 +55,7 @@ def as_ragged(rows: Any, name: str) -> Ragged:
     if not isinstance(rows, list):
         rows = list(rows)
     if rows and isinstance(rows[0], (list, tuple)):
-        values, lens = _core.flatten_rows(rows, name)
+        values, lens = _core.flatten_rows(rows, name, none)
     else:
         arrays = []
         for i, row in enumerate(rows):
@@ -120,10 +121,17 @@ def is_scalar(x: Any) -> bool:
     return False
 
 
-def aligned(rows: Any, name: str, ids: Ragged, raw_lens: np.ndarray, shift: np.ndarray) -> Ragged:
+def aligned(
+    rows: Any,
+    name: str,
+    ids: Ragged,
+    raw_lens: np.ndarray,
+    shift: np.ndarray,
+    none: int | None = None,
+) -> Ragged:
     """A per-token column checked against input_ids' row lengths and trimmed like input_ids
     (`shift` is how far trimming moved each row's start)."""
-    col = as_ragged(rows, name)
+    col = as_ragged(rows, name, none)
     if len(col.lens) != len(raw_lens):
         raise ValueError(f"{name} has {len(col.lens)} rows but input_ids has {len(raw_lens)}")
     bad = np.flatnonzero(col.lens != raw_lens)

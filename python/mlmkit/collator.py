@@ -15,6 +15,15 @@ from transformers.data.data_collator import DataCollatorMixin
 from . import _core, seeding
 from .batch import Ragged, aligned, as_ragged, columns_of, is_scalar
 from .vocab import RandomTokens, TokenizerTables, tokenizer_tables
+from .word_masking import (
+    BOUNDARY_COLUMNS,
+    Masking,
+    ReplacePer,
+    check_span_options,
+    resolve_masking,
+    word_arguments,
+)
+from .words import WordTables, word_tables
 
 MaskCount = Literal["bernoulli", "exact"]
 
@@ -44,6 +53,15 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
             or "uniform" (from `range(len(tokenizer))`, as transformers).
         keyed: masks are a pure function of (seed, epoch, row content); needs `seed`.
         epoch: mixed into the random stream; set it each epoch (a callback can) for fresh masks.
+
+    Whole-word and span masking (README: "Whole-word and span masking"):
+        whole_word_mask: True selects whole words (same as masking="word"); boundaries come from
+            token ids (no offset_mapping needed), a `word_ids` column or a `chinese_ref` column.
+        masking: "token", "word", "span" (SpanBERT: spans of Geometric(span_geometric_p) words,
+            at most max_span_length) or "ngram" (n-grams of n <= max_ngram words, P(n) ~ 1/n).
+            Default: "word" if whole_word_mask else "token".
+        replace_per: "word": one 80/10/10 decision per word (per span in span/n-gram masking);
+            "token": per token (Google BERT, Megatron).
     """
 
     tokenizer: PreTrainedTokenizerBase
@@ -60,12 +78,19 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
     random_tokens: RandomTokens = "non_special"
     keyed: bool = False
     epoch: int = 0
+    masking: Masking | None = None
+    replace_per: ReplacePer = "word"
+    span_geometric_p: float = 0.2
+    max_span_length: int = 10
+    max_ngram: int = 3
 
     def __post_init__(self) -> None:
         if self.tokenizer is None:
             raise ValueError("a tokenizer is required")
-        if self.whole_word_mask:
-            raise NotImplementedError("whole_word_mask=True is not available in this version")
+        self._masking = resolve_masking(self.whole_word_mask, self.masking, self.mlm)
+        check_span_options(
+            self.replace_per, self.span_geometric_p, self.max_span_length, self.max_ngram
+        )
         self.mlm_probability = _check_probability("mlm_probability", self.mlm_probability)
         self.mask_replace_prob = _check_probability("mask_replace_prob", self.mask_replace_prob)
         self.random_replace_prob = _check_probability(
@@ -99,6 +124,7 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
                 "keyed=True makes masks a function of (seed, epoch, content): pass a seed"
             )
         self._tables: TokenizerTables | None = None
+        self._word_tables: WordTables | None = None
         self._calls = 0
         _ = self.tables  # fail now, not at the first batch, if pad/mask tokens are missing
 
@@ -110,9 +136,19 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
             self._tables = tables
         return tables
 
+    @property
+    def word_tables(self) -> WordTables:
+        """Word-start / word-end flags per token id (ValueError if the family is unknown)."""
+        tables = self._word_tables
+        if tables is None or len(tables.starts_word) != len(self.tokenizer):
+            tables = word_tables(self.tokenizer)
+            self._word_tables = tables
+        return tables
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_tables"] = None  # derived; rebuilt lazily in the process that uses it
+        state["_word_tables"] = None
         return state
 
     def _key_words(self) -> np.ndarray:
@@ -158,6 +194,20 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
             if not np.array_equal(special.starts, ids.starts):
                 special.values = _gather(special, ids)
 
+        words = None
+        if self.mlm and self._masking != "token":
+            words = word_arguments(
+                cols,
+                ids,
+                raw_starts if per_token else None,  # set when a boundary column is present
+                raw_lens if per_token else None,
+                self._masking,
+                self.replace_per,
+                self.span_geometric_p,
+                self.max_span_length,
+                self.max_ngram,
+                lambda: self.word_tables,
+            )
         input_ids, ids_out = self._empty(shape, framework)
         labels, labels_out = self._empty(shape, framework)
         attention, attention_out = self._empty(shape, framework)
@@ -182,11 +232,12 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
             ids_out,
             labels_out,
             attention_out,
+            words,
         )
         batch: dict[str, Any] = {"input_ids": input_ids}
         for name in per_token:
             rows = cols[name]
-            if name in _CONSUMED or name == "word_ids":
+            if name in _CONSUMED or name in BOUNDARY_COLUMNS:
                 continue
             if is_scalar(rows[0]):
                 batch[name] = _stack_scalars(rows, name, framework)
