@@ -23,7 +23,7 @@ from .word_masking import (
     resolve_masking,
     word_arguments,
 )
-from .words import WordTables, word_tables
+from .words import word_tables
 
 MaskCount = Literal["bernoulli", "exact"]
 
@@ -87,7 +87,7 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
     def __post_init__(self) -> None:
         if self.tokenizer is None:
             raise ValueError("a tokenizer is required")
-        self._masking = resolve_masking(self.whole_word_mask, self.masking, self.mlm)
+        resolve_masking(self.whole_word_mask, self.masking, self.mlm)
         check_span_options(
             self.replace_per, self.span_geometric_p, self.max_span_length, self.max_ngram
         )
@@ -124,7 +124,6 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
                 "keyed=True makes masks a function of (seed, epoch, content): pass a seed"
             )
         self._tables: TokenizerTables | None = None
-        self._word_tables: WordTables | None = None
         self._calls = 0
         _ = self.tables  # fail now, not at the first batch, if pad/mask tokens are missing
 
@@ -136,19 +135,9 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
             self._tables = tables
         return tables
 
-    @property
-    def word_tables(self) -> WordTables:
-        """Word-start / word-end flags per token id (ValueError if the family is unknown)."""
-        tables = self._word_tables
-        if tables is None or len(tables.starts_word) != len(self.tokenizer):
-            tables = word_tables(self.tokenizer)
-            self._word_tables = tables
-        return tables
-
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_tables"] = None  # derived; rebuilt lazily in the process that uses it
-        state["_word_tables"] = None
         return state
 
     def _key_words(self) -> np.ndarray:
@@ -195,18 +184,19 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
                 special.values = _gather(special, ids)
 
         words = None
-        if self.mlm and self._masking != "token":
+        masking = resolve_masking(self.whole_word_mask, self.masking, self.mlm)
+        if masking != "token":
             words = word_arguments(
                 cols,
                 ids,
                 raw_starts if per_token else None,  # set when a boundary column is present
                 raw_lens if per_token else None,
-                self._masking,
+                masking,
                 self.replace_per,
                 self.span_geometric_p,
                 self.max_span_length,
                 self.max_ngram,
-                lambda: self.word_tables,
+                lambda: word_tables(self.tokenizer),
             )
         input_ids, ids_out = self._empty(shape, framework)
         labels, labels_out = self._empty(shape, framework)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -200,9 +201,27 @@ def _token_bytes(token: str, family: Family, marker: str, decoder: dict[str, int
     return token.encode()
 
 
+_CACHE: weakref.WeakKeyDictionary[Any, WordTables] = weakref.WeakKeyDictionary()
+
+
 def word_tables(tokenizer: Any) -> WordTables:
     """`starts_word` / `ends_word` for every id of `tokenizer` (ValueError when its family cannot
-    be detected)."""
+    be detected). Cached per tokenizer object while its vocabulary size stays the same."""
+    try:
+        cached = _CACHE.get(tokenizer)
+    except TypeError:  # not weak-referenceable
+        cached = None
+    if cached is not None and len(cached.starts_word) == len(tokenizer):
+        return cached
+    tables = _build_tables(tokenizer)
+    try:
+        _CACHE[tokenizer] = tables
+    except TypeError:
+        pass
+    return tables
+
+
+def _build_tables(tokenizer: Any) -> WordTables:
     found = detect_family(tokenizer)
     if found is None:
         raise ValueError(
@@ -239,6 +258,8 @@ def word_tables(tokenizer: Any) -> WordTables:
     for i, added in getattr(tokenizer, "added_tokens_decoder", {}).items():
         if 0 <= int(i) < vocab_size and not getattr(added, "special", False):
             starts[int(i)] = ends[int(i)] = 1
+    starts.setflags(write=False)
+    ends.setflags(write=False)
     return WordTables(family, marker, starts, ends)
 
 
