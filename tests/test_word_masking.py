@@ -89,6 +89,35 @@ def test_no_partial_words_and_one_decision_per_word(corpus_rows, masking, count,
         assert split_decisions > 0  # per-token decisions do split multi-token words
 
 
+CHINESE = "我喜欢你。今天天气很好。北京是中国的首都。"
+CHINESE_WORDS = ["我", "喜欢", "你", "。", "今天", "天气", "很", "好", "。"]
+CHINESE_WORDS += ["北京", "是", "中国", "的", "首都", "。"]
+
+
+@pytest.mark.parametrize("masking", ["word", "span", "ngram"])
+@pytest.mark.parametrize("count", ["bernoulli", "exact"])
+def test_chinese_words_from_references_stay_whole(any_tokenizer, masking, count):
+    tok = any_tokenizer
+    text = CHINESE * 4
+    segmentation = CHINESE_WORDS * 4
+    enc = tok(text, return_offsets_mapping=True)
+    ids, offsets = enc["input_ids"], enc["offset_mapping"]
+    ref = mlmkit.reference_positions(offsets, mlmkit.word_starts(segmentation))
+    maskable = [i not in set(tok.all_special_ids) for i in ids]
+    groups = expected_groups(offsets, maskable, char_words(text, segmentation))
+    collator = DataCollatorForLanguageModeling(
+        tok, masking=masking, mask_count=count, mlm_probability=0.4, seed=4, return_tensors="np"
+    )
+    out = collator([{"input_ids": ids, "chinese_ref": ref}] * 64)
+    selected = out["labels"] != -100
+    multi = [g for g in groups if len(g) > 1]
+    assert multi  # the references do merge characters into words
+    for g in groups:
+        part = selected[:, g]
+        assert (part.all(axis=1) | ~part.any(axis=1)).all(), "partial word"
+    assert selected.any(axis=1).mean() > 0.5
+
+
 def _word_counts(rows_groups):
     lens = []
     for g in rows_groups:
