@@ -171,7 +171,8 @@ fn flatten_rows<'py>(
 #[allow(clippy::too_many_arguments)]
 #[pyo3(signature = (values, starts, lens, special_mask, is_special, random_ids, key_words, keyed, mlm,
     probability, mask_replace_prob, random_replace_prob, exact, max_predictions, mask_id, pad_id, left,
-    out_ids, out_labels, out_attention, words=None))]
+    out_ids, out_labels, out_attention,
+    words=None))]
 fn collate_batch(
     py: Python<'_>,
     values: &Bound<'_, PyAny>,
@@ -415,7 +416,7 @@ impl WordArgs<'_> {
             (Some(w), _, _) => {
                 if self.continuation.is_some() {
                     return Err(PyValueError::new_err(
-                        "give word boundaries either as word_ids or as reference positions, not both",
+                        "give word boundaries as word_ids or as reference positions, not both",
                     ));
                 }
                 Boundaries::WordIds(contiguous(w, "word_ids")?)

@@ -39,19 +39,22 @@
 //!        `(a, min(r, b - a))` covers the rest of a span that started before the segment, and the
 //!        scan goes on at `k = a + r`, else at `k = a`. Then while `k < b`: if
 //!        `below(u_k, Q)` a unit `(k, min(l_k, b - k))` is added and `k += l_k`, else `k += 1`.
-//!        Every word is then covered with probability exactly `p` (`pi` is the stationary law of
-//!        "words left in the current span"), so the expected masked fraction is `p`, and span
-//!        lengths follow `P(l)` (a span is cut only by the end of its segment).
+//!        Every word is then covered with probability `p`, exactly up to the rounding of the
+//!        thresholds (`pi` is the stationary law of "words left in the current span"), so the
+//!        expected masked fraction is `p`, and span lengths follow `P(l)` (a span is cut only by
+//!        the end of its segment).
 //!      - Exact: one unit per word `k`: `(k, min(l_k, b - k))`, `b` the end of `k`'s segment.
 //!
-//!    `span_tables` exposes `Q`, `C` and `F` so a reimplementation can reuse the integers.
+//!    The probabilities are computed in `f64`; `span_tables` (Python: `_core.span_tables`)
+//!    returns the integers `Q`, `C` and `F`, so a reimplementation can reuse them as they are.
 //! 4. **Budget.** Bernoulli without `max_predictions`: every unit is accepted whole. Otherwise
-//!    the budget is `B = exact_count(N)` (exact: `round(p N)`, at least 1, at most
-//!    `max_predictions`) or `B = max_predictions` (bernoulli). Units are visited in ascending
-//!    order of `(u_first, first)`; while `B > 0`, a unit's words are taken in order while the word
-//!    is not already taken and `len <= B` (`B -= len`); a unit that took at least one word is
-//!    accepted with those words. So a word that would overflow the budget is skipped (Google BERT)
-//!    and later, shorter units may still fill it; an overflowing span keeps the words that fit.
+//!    the budget is `B = exact_count(N)` (exact: `floor(p N + 0.5)` clamped to `[1, N]`, at most
+//!    `max_predictions`; 0 when `N = 0`) or `B = max_predictions` (bernoulli). Units are visited
+//!    in ascending order of `(u_first, first)`; while `B > 0`, a unit's words are taken in order
+//!    while the word is not already taken and `len <= B` (`B -= len`); a unit that took at least
+//!    one word is accepted with those words. So a word that would overflow the budget is skipped
+//!    (Google BERT) and later, shorter units may still fill it; an overflowing span keeps the
+//!    words that fit.
 //! 5. **Replacement**, for each accepted unit covering positions `[s, e)`: `labels[j] = t[j]` for
 //!    `j` in `[s, e)`, then
 //!    * per token: each `j` exactly as token masking (`v = REP.at(j)`: `[MASK]` if
@@ -242,8 +245,7 @@ impl SpanSpec {
             )));
         }
         let mu = lengths.mean();
-        let q = probability / (mu * (1.0 - probability) + probability);
-        let q = if q.is_nan() { 0.0 } else { q };
+        let q = probability / (mu * (1.0 - probability) + probability); // mu >= 1: no 0/0
         let pi0 = 1.0 / (1.0 - q + q * mu);
         let mut acc = pi0;
         let mut phase = Vec::with_capacity(lengths.max() - 1);
@@ -670,7 +672,7 @@ mod tests {
         );
         let starts_at: Vec<u32> = words.iter().map(|w| w.start).collect();
         assert_eq!(starts_at, vec![0, 3, 5]); // 8 is glued to 7
-        // A continuation flag merges a table boundary away (but never the row start).
+                                              // A continuation flag merges a table boundary away (but never the row start).
         let cont = [1u8, 0, 0, 1, 0, 0, 0, 0, 0];
         segment(
             &ids,
