@@ -41,6 +41,16 @@ def tables(data: dict) -> str:
             ratios = "".join(f" {base['stats']['median'] / median:.1f}x |" for base in baselines)
             out.append(f"| {label(b)} | {median * 1e3:.3f} | {rate} |{ratios}")
         out.append("")
+        # Other figures a benchmark recorded (e.g. memory), listed under its group's table.
+        for b in items:
+            more = {k: v for k, v in b["extra_info"].items() if k not in ("tokens", "baseline")}
+            if more:
+                shown = ", ".join(
+                    f"{k} = {v:.1f}" if isinstance(v, float) else f"{k} = {v}"
+                    for k, v in more.items()
+                )
+                out.append(f"- {label(b)}: {shown}")
+                out.append("")
     return "\n".join(out)
 
 

@@ -4,9 +4,9 @@ long sequence lengths, and memory at B=128 L=8192.
 By default (CI smoke run, `--benchmark-disable`) the sizes are tiny and every benchmark runs
 once. The figures in benchmarks/RESULTS.md come from the full sizes:
 
-    MLMKIT_BENCH_FULL=1 python -m pytest benchmarks/test_bench_words.py -p no:cacheprovider \
-        --benchmark-enable --benchmark-only --benchmark-json=/tmp/bench_words.json
-    python benchmarks/ratios_words.py /tmp/bench_words.json
+    MLMKIT_BENCH_FULL=1 pytest benchmarks/test_bench_words.py --benchmark-enable \
+        --benchmark-only --benchmark-json=.benchmarks/words.json
+    python benchmarks/ratios.py .benchmarks/words.json
 
 Inputs are what a DataLoader hands a collator: a list of dicts of Python lists, rows of real
 text tokenized by bert-base-uncased with [CLS]/[SEP], cut into full-length blocks (as after
@@ -67,14 +67,17 @@ def make_features(tokenizer, batch: int, length: int) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def tokenizer():
+    import torch
+
+    torch.set_num_threads(1)  # as the other benchmarks: one core for every implementation
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(bert_dir())
 
 
-def collator(tokenizer, impl: str):
-    if impl == "transformers":
+def collator(tokenizer, name: str):
+    if name == "transformers":
         import transformers
 
         with warnings.catch_warnings():
@@ -84,19 +87,19 @@ def collator(tokenizer, impl: str):
             )
     import mlmkit
 
-    masking = impl.split("-")[1]
+    masking = name.split("-")[1]
     return mlmkit.DataCollatorForLanguageModeling(tokenizer, masking=masking, seed=0)
 
 
 B512, L512 = (32, 512) if FULL else (2, 64)
 
 
-@pytest.mark.parametrize("impl", ["transformers", "mlmkit-word", "mlmkit-span", "mlmkit-ngram"])
-def test_whole_words_b32_l512(benchmark, tokenizer, impl):
-    benchmark.group = f"whole-word masking B={B512} L={L512}"
-    benchmark.extra_info.update(baseline=impl == "transformers", tokens=B512 * L512)
+@pytest.mark.parametrize("name", ["transformers", "mlmkit-word", "mlmkit-span", "mlmkit-ngram"])
+def test_whole_words_b32_l512(benchmark, tokenizer, name):
+    benchmark.group = f"whole-word masking, rows as lists, B={B512} L={L512}"
+    benchmark.extra_info.update(baseline=name == "transformers", tokens=B512 * L512)
     features = make_features(tokenizer, B512, L512)
-    c = collator(tokenizer, impl)
+    c = collator(tokenizer, name)
     c(features)  # warm up (word tables, first-call costs)
     out = benchmark(c, features)
     assert out["labels"].shape == (B512, L512)
@@ -104,14 +107,18 @@ def test_whole_words_b32_l512(benchmark, tokenizer, impl):
 
 
 # Same number of tokens at both lengths, so the per-batch times compare per-token costs.
-LONG = [(32, 512), (2, 8192)] if FULL else [(2, 64), (1, 128)]
+LONG = (
+    {"B32-L512": (32, 512), "B2-L8192": (2, 8192)}
+    if FULL
+    else {"B2-L64": (2, 64), "B1-L128": (1, 128)}
+)
 
 
-@pytest.mark.parametrize("size", LONG, ids=lambda s: f"B{s[0]}-L{s[1]}")
-def test_per_token_cost_long_rows(benchmark, tokenizer, size):
-    batch, length = size
-    benchmark.group = "whole-word masking, per-token cost"
-    benchmark.extra_info.update(baseline=length == LONG[0][1], tokens=batch * length)
+@pytest.mark.parametrize("name", list(LONG))
+def test_per_token_cost_long_rows(benchmark, tokenizer, name):
+    batch, length = LONG[name]
+    benchmark.group = "whole-word masking, same tokens per batch in short and long rows"
+    benchmark.extra_info.update(baseline=name == list(LONG)[0], tokens=batch * length)
     features = make_features(tokenizer, batch, length)
     c = collator(tokenizer, "mlmkit-word")
     c(features)

@@ -8,17 +8,20 @@ import dataclasses
 import math
 import pickle
 
-import mlmkit
 import numpy as np
 import pytest
 import torch
-import word_oracle as oracle
-from conftest import CORPUS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mlmkit import DataCollatorForLanguageModeling, DataCollatorForWholeWordMask, _core, seeding
+
+import mlmkit
+from mlmkit import DataCollatorForLanguageModeling, DataCollatorForWholeWordMask, _core
 from mlmkit.words import word_tables
-from wordcheck import char_words, expected_groups
+
+from . import word_oracle as oracle
+from .conftest import CORPUS
+from .reference import keyed_row_key
+from .wordcheck import char_words, expected_groups
 
 Z999 = 3.2905  # two-sided 99.9% normal quantile
 TEXT = " ".join(CORPUS[:8])
@@ -391,8 +394,7 @@ def _oracle_row(collator, row, extra, config, tables, pad_id):
     is_special = collator.tables.is_special
     flags = extra.get("special_tokens_mask", [0] * len(row))[lo:hi]
     maskable = [is_special[t] == 0 and f == 0 for t, f in zip(content, flags, strict=True)]
-    key_words = [int(w) for w in seeding.keyed_words(config["seed"], config["epoch"])]
-    row_key = oracle.murmur3(0, key_words + [t & oracle.M32 for t in content])
+    row_key = keyed_row_key(config["seed"], config["epoch"], content)
     masking = config["masking"]
     span = None
     if masking != "word":

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import unicodedata
 
-import mlmkit
 import numpy as np
 import pytest
+
+import mlmkit
 from mlmkit import DataCollatorForLanguageModeling
 from mlmkit.words import detect_family, reference_positions, word_starts, word_tables
-from wordcheck import char_words, expected_groups, inferred_groups
+
+from .wordcheck import char_words, expected_groups, inferred_groups
 
 ENGLISH = "Hello, world! State-of-the-art (really) tokenizers split words.\nNew  line don't 2024"
 KOREAN = "이순신은 조선 중기의 무신이다."

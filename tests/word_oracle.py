@@ -2,8 +2,8 @@
 (whole-word, span and n-gram masking), for comparing with the kernel on small inputs.
 
 Everything is plain Python integers and lists; the only things taken from mlmkit are the
-per-vocabulary tables (tested on their own), the span thresholds `(Q, C, F)` (checked against their
-definition in test_word_masking.py) and the seeding words.
+per-vocabulary tables (tested on their own) and the span thresholds `(Q, C, F)` (checked against
+their definition in test_word_masking.py).
 """
 
 from __future__ import annotations
@@ -11,43 +11,24 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-M32 = 0xFFFFFFFF
-GOLDEN = 0x9E3779B9
+from .reference import LANE_RANDOM_TOKEN, LANE_REPLACE, LANE_SELECT, lane
+
 IGNORE = -100
-LANE_SELECT, LANE_REPLACE, LANE_RANDOM_TOKEN = 1, 2, 3
 LANE_SPAN_LENGTH, LANE_SPAN_PHASE = 16, 17
 
 
-def fmix32(h: int) -> int:
-    h ^= h >> 16
-    h = (h * 0x85EBCA6B) & M32
-    h ^= h >> 13
-    h = (h * 0xC2B2AE35) & M32
-    h ^= h >> 16
-    return h
-
-
-def murmur3(seed: int, words: list[int]) -> int:
-    h = seed
-    for w in words:
-        k = (w * 0xCC9E2D51) & M32
-        k = ((k << 15) | (k >> 17)) & M32
-        k = (k * 0x1B873593) & M32
-        h ^= k
-        h = ((h << 13) | (h >> 19)) & M32
-        h = (h * 5 + 0xE6546B64) & M32
-    return fmix32(h ^ ((4 * len(words)) & M32))
-
-
 class Lane:
-    def __init__(self, row_key: int, lane: int):
-        self.key = murmur3(row_key, [lane])
+    """One lane of a row's stream (`rust/rng.rs`, written out in tests/reference.py)."""
+
+    def __init__(self, row_key: int, lane_id: int):
+        self.row_key, self.lane_id = row_key, lane_id
 
     def at(self, i: int) -> int:
-        return fmix32((self.key + i * GOLDEN) & M32)
+        return lane(self.row_key, self.lane_id, i)
 
 
 def threshold(p: float) -> int:
+    """round(p * 2^32) with halves rounded up, as Rust's f64::round."""
     return math.floor(min(max(p, 0.0), 1.0) * 4294967296.0 + 0.5)
 
 

@@ -4,6 +4,7 @@ read back from its masks."""
 from __future__ import annotations
 
 import numpy as np
+
 from mlmkit.words import _is_cjk, _is_punctuation
 
 

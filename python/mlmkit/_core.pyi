@@ -15,6 +15,8 @@ __all__ = [
     "pad_column",
     "trim_padding",
 ]
+# Whole-word and span masking.
+__all__ += ["LANE_SPAN_LENGTH", "LANE_SPAN_PHASE", "span_tables"]
 
 LANE_SELECT: int
 LANE_REPLACE: int
