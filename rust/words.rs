@@ -216,9 +216,13 @@ impl Lengths {
             .sum()
     }
 
-    /// `P(l > r)`.
-    pub fn survival(&self, r: usize) -> f64 {
-        self.probs[r.min(self.max())..].iter().sum()
+    /// `S(r) = P(l > r)` for `r = 0..M`, summed from the longest length down.
+    pub fn survival(&self) -> Vec<f64> {
+        let mut s = vec![0.0; self.max() + 1];
+        for r in (0..self.max()).rev() {
+            s[r] = s[r + 1] + self.probs[r];
+        }
+        s
     }
 
     #[inline]
@@ -247,11 +251,12 @@ impl SpanSpec {
         let mu = lengths.mean();
         let q = probability / (mu * (1.0 - probability) + probability); // mu >= 1: no 0/0
         let pi0 = 1.0 / (1.0 - q + q * mu);
+        let survival = lengths.survival();
         let mut acc = pi0;
         let mut phase = Vec::with_capacity(lengths.max() - 1);
-        for r in 1..lengths.max() {
+        for s in &survival[1..lengths.max()] {
             phase.push(rng::threshold(acc));
-            acc += q * lengths.survival(r) * pi0;
+            acc += q * s * pi0;
         }
         Ok(SpanSpec {
             start: rng::threshold(q),
@@ -580,7 +585,8 @@ pub fn select(spec: &MaskSpec, wm: &WordMasking, row_key: u32, scratch: &mut Scr
 }
 
 /// The accepted units of the last `select` call.
-pub fn accepted(scratch: &Scratch) -> &[Unit] {
+#[cfg(test)]
+fn accepted(scratch: &Scratch) -> &[Unit] {
     &scratch.accepted
 }
 

@@ -58,18 +58,6 @@ def check_span_options(
             raise ValueError(f"{name} must be an integer in [1, {MAX_SPAN_WORDS}], got {value!r}")
 
 
-def _laid_out_like_ids(col: Ragged, raw_starts: np.ndarray, size: int, fill: int) -> np.ndarray:
-    """A column's values at the flat offsets of input_ids' (untrimmed) rows."""
-    values = np.ascontiguousarray(col.values, dtype=np.int64)
-    if len(values) == size and np.array_equal(col.starts, raw_starts):
-        return values
-    lens = col.lens
-    within = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
-    out = np.full(size, fill, dtype=np.int64)
-    out[np.repeat(raw_starts, lens) + within] = values[np.repeat(col.starts, lens) + within]
-    return out
-
-
 def continuation_flags(
     rows: Any, raw_starts: np.ndarray, raw_lens: np.ndarray, size: int
 ) -> np.ndarray:
@@ -133,9 +121,10 @@ def word_arguments(
         assert raw_starts is not None and raw_lens is not None
         shift = ids.starts - raw_starts
     if word_ids is not None:
+        # `aligned` checks every row has input_ids' length, so both columns are the same
+        # concatenation of rows: one flat offset serves both.
         col = aligned(word_ids, "word_ids", ids, raw_lens, shift, none=-1)
-        col = Ragged(col.values, col.starts - shift, raw_lens)
-        args["word_ids"] = _laid_out_like_ids(col, raw_starts, size, -1)
+        args["word_ids"] = np.ascontiguousarray(col.values, dtype=np.int64)
         return args
     t = tables()
     args["starts_word"] = t.starts_word
