@@ -126,6 +126,7 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
         self._tables: TokenizerTables | None = None
         self._calls = 0
         _ = self.tables  # fail now, not at the first batch, if pad/mask tokens are missing
+        self._check_device()
 
     @property
     def tables(self) -> TokenizerTables:
@@ -150,14 +151,14 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
         return words
 
     def torch_call(self, examples: Any) -> dict[str, Any]:
-        return self._collate(examples, "pt")
+        return self._to_device(self._collate(examples, "pt"))
 
     def numpy_call(self, examples: Any) -> dict[str, Any]:
         return self._collate(examples, "np")
 
     def _empty(self, shape: tuple[int, int], framework: str) -> tuple[Any, np.ndarray]:
         if framework == "pt":
-            t = torch.empty(shape, dtype=torch.long)
+            t = torch.empty(shape, dtype=torch.long, pin_memory=self._pin_outputs())
             return t, t.numpy()
         a = np.empty(shape, dtype=np.int64)
         return a, a
@@ -248,6 +249,105 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
         batch["labels"] = labels
         return batch
 
+    # ---- Masking on the target device (torch path) and the `device` option ----------------
+
+    device: str | torch.device | None = None
+    """Return the batch's tensors on this device (custom loops with num_workers=0). For CUDA the
+    outputs are allocated in pinned memory and copied with non_blocking=True."""
+
+    def _check_device(self) -> None:
+        self._device = None if self.device is None else _parse_device(self.device)
+        if self._device is None:
+            return
+        if self.return_tensors != "pt":
+            raise ValueError(f"device={self.device!r} needs return_tensors='pt'")
+        backend = getattr(torch, self._device.type, None)
+        available = getattr(backend, "is_available", None)
+        if callable(available) and not available():
+            raise ValueError(
+                f"device={self.device!r} was requested but torch.{self._device.type}.is_available() "
+                "is False"
+            )
+
+    def _in_worker_on_accelerator(self) -> bool:
+        return (
+            self._device is not None
+            and self._device.type != "cpu"
+            and torch.utils.data.get_worker_info() is not None
+        )
+
+    def _pin_outputs(self) -> bool:
+        return (
+            self._device is not None
+            and self._device.type == "cuda"
+            and torch.cuda.is_available()
+            and torch.utils.data.get_worker_info() is None
+        )
+
+    def _to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        device = self._device
+        if device is None:
+            return batch
+        if self._in_worker_on_accelerator():
+            raise ValueError(
+                f"device={self.device!r} cannot be used inside a DataLoader worker process "
+                "(num_workers > 0): CUDA cannot be initialised in forked workers. Use "
+                "num_workers=0, or leave device=None and move batches in the training loop "
+                "(Trainer does this itself)"
+            )
+        pin = self._pin_outputs()
+        out = {}
+        for name, value in batch.items():
+            if isinstance(value, torch.Tensor):
+                if pin and not value.is_pinned():
+                    value = value.pin_memory()
+                value = value.to(device, non_blocking=pin)
+            out[name] = value
+        return out
+
+    def mask_tensor(
+        self, input_ids: torch.Tensor, special_tokens_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mask an already padded `(B, L)` batch on its own device (CUDA or CPU) with this
+        collator's settings; returns `(masked_input_ids, labels)` on that device, in the same
+        layout. Bit-identical to what the collator itself produces for the same rows, seed and
+        epoch (keyed mode), or for the same key words (seeded / torch-seeded modes, which advance
+        their streams as a collator call does).
+
+        Use it with a padding-only collator (`dataclasses.replace(collator, mlm=False)`) when the
+        CPU side of a training loop is the bottleneck; see the README for `Trainer`."""
+        from . import torch_masking
+
+        if not self.mlm:
+            raise ValueError("mask_tensor masks tokens for MLM: this collator has mlm=False")
+        if getattr(self, "whole_word_mask", False):
+            raise NotImplementedError(
+                "mask_tensor supports token masking; whole-word and span masking on the device "
+                "are not available yet (the collator itself masks them on the CPU)"
+            )
+        if not isinstance(input_ids, torch.Tensor):
+            raise TypeError(f"input_ids must be a torch.Tensor, got {type(input_ids).__name__}")
+        tables = self.tables
+        return torch_masking.mask_batch(
+            input_ids,
+            pad_id=tables.pad_id,
+            key_words=[int(w) for w in self._key_words()],
+            keyed=self.keyed,
+            settings=torch_masking.MaskSettings(
+                self.mlm_probability,
+                self.mask_replace_prob,
+                self.random_replace_prob,
+                self.mask_count == "exact",
+                self.max_predictions,
+                tables.mask_id,
+            ),
+            tables=torch_masking.device_tables(tables, input_ids.device),
+            special_tokens_mask=special_tokens_mask,
+        )
+
+    # ---- end of the torch path -----------------------------------------------------------
+
+
 
 def _gather(col: Ragged, like: Ragged) -> np.ndarray:
     """Lay a column's rows out at `like`'s offsets (so one start index serves both)."""
@@ -270,3 +370,14 @@ def _stack_scalars(rows: list[Any], name: str, framework: str) -> Any:
 
 def _to_item(x: Any) -> Any:
     return x.item() if isinstance(x, (np.ndarray, np.generic, torch.Tensor)) else x
+
+
+def _parse_device(device: str | torch.device) -> torch.device:
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a string or torch.device, got {type(device).__name__}")
+    try:
+        return torch.device(device)
+    except (RuntimeError, ValueError) as e:
+        raise ValueError(f"device={device!r} is not a device torch knows: {e}") from None

@@ -1,0 +1,398 @@
+"""The Rust masking kernels reimplemented with torch ops, so a padded batch can be masked on the
+device it already lives on (a CUDA batch inside a training step, or CPU).
+
+Bit-identical to the Rust path for the same key words and rows: every function here mirrors one
+kernel, and every random value is a 32-bit word held in an int64 tensor in [0, 2^32) (int64
+multiplication wraps modulo 2^64, so masking with 0xFFFFFFFF keeps exactly the uint32 result).
+
+* `fmix32`, `murmur_round`, `hash_prefix`, `lane_keys`, `lane_at`, `threshold`: `rust/rng.rs`;
+* `content_range`: `trim_padding` in `rust/padding.rs` (pad-id runs at both ends are not content);
+* `row_keys`: `row_key` in `rust/collate.rs`;
+* `mask_tokens`: `mask_row` in `rust/masking.rs`, over a whole batch;
+* `mask_batch`: the masking half of `collate` in `rust/collate.rs`.
+
+Word and span masking belong beside `mask_tokens` as functions mirroring `rust/words.rs`, taking the
+same `(input_ids, start, length, keys, ...)` arguments; `mask_batch` would dispatch on the mode.
+
+Keyed (content) row keys hash each row's tokens in order, which is one small vectorised step per
+column (the hash is sequential); row-index keys (seeded and torch-seeded modes) have no loop.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import _core
+
+M32 = 0xFFFFFFFF
+GOLDEN = 0x9E3779B9
+IGNORE_INDEX = -100
+LANE_SELECT = _core.LANE_SELECT
+LANE_REPLACE = _core.LANE_REPLACE
+LANE_RANDOM_TOKEN = _core.LANE_RANDOM_TOKEN
+
+_C1, _C2 = 0xCC9E2D51, 0x1B873593
+_ROUND_ADD = 0xE6546B64
+_INT64_MAX = torch.iinfo(torch.int64).max
+
+
+# ---- rust/rng.rs ---------------------------------------------------------------------------
+
+
+def fmix32(h: torch.Tensor) -> torch.Tensor:
+    """murmur3's finaliser on int64 tensors holding 32-bit words."""
+    h = h ^ (h >> 16)
+    h = (h * 0x85EBCA6B) & M32
+    h = h ^ (h >> 13)
+    h = (h * 0xC2B2AE35) & M32
+    return h ^ (h >> 16)
+
+
+def _rotl(x: torch.Tensor, r: int) -> torch.Tensor:
+    return ((x << r) & M32) | (x >> (32 - r))
+
+
+def mix_word(word: torch.Tensor) -> torch.Tensor:
+    """The per-word half of a murmur3 round (`k` in `Murmur::push`), independent of the state."""
+    k = (word * _C1) & M32
+    return (_rotl(k, 15) * _C2) & M32
+
+
+def murmur_round(h: torch.Tensor, k: torch.Tensor | int) -> torch.Tensor:
+    """The state half of a murmur3 round: `h ^= k; h = rotl(h, 13); h = h * 5 + 0xE6546B64`."""
+    h = _rotl(h ^ k, 13)
+    return (h * 5 + _ROUND_ADD) & M32
+
+
+def murmur_finish(h: torch.Tensor, n_words: torch.Tensor | int) -> torch.Tensor:
+    return fmix32(h ^ ((n_words * 4) & M32))
+
+
+def _py_fmix32(h: int) -> int:
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & M32
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & M32
+    return h ^ (h >> 16)
+
+
+def _py_mix_word(w: int) -> int:
+    k = (w * _C1) & M32
+    return ((((k << 15) & M32) | (k >> 17)) * _C2) & M32
+
+
+def hash_prefix(words: list[int], seed: int = 0) -> int:
+    """murmur3 state (before finishing) after the given words: the part shared by a whole batch."""
+    h = seed & M32
+    for w in words:
+        h ^= _py_mix_word(w & M32)
+        h = ((h << 13) & M32) | (h >> 19)
+        h = (h * 5 + _ROUND_ADD) & M32
+    return h
+
+
+def hash_words(seed: int, words: list[int]) -> int:
+    """`rng::hash_words` on Python ints (for scalars: key words, tests)."""
+    return _py_fmix32(hash_prefix(words, seed) ^ ((4 * len(words)) & M32))
+
+
+def lane_keys(row_keys: torch.Tensor, lane: int) -> torch.Tensor:
+    """`Lane::new(row_key, lane).key` for every row: `hash_words(row_key, [lane])`."""
+    return murmur_finish(murmur_round(row_keys, _py_mix_word(lane)), 1)
+
+
+def lane_at(keys: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """`Lane::at`: value `index` of the lanes with these keys (broadcasting)."""
+    return fmix32((keys + ((index * GOLDEN) & M32)) & M32)
+
+
+def threshold(p: float) -> int:
+    """`rng::threshold`: round(p * 2^32), half away from zero (p * 2^32 is exact in float64)."""
+    return math.floor(min(max(p, 0.0), 1.0) * 4294967296.0 + 0.5)
+
+
+# ---- rust/padding.rs, rust/collate.rs ------------------------------------------------------
+
+
+def content_range(input_ids: torch.Tensor, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row, where its content starts and how long it is, leaving out pad-id runs at both ends
+    (`trim_padding`). All-padding rows get length 0."""
+    b, width = input_ids.shape
+    if width == 0:
+        zero = torch.zeros(b, dtype=torch.int64, device=input_ids.device)
+        return zero, zero
+    nonpad = input_ids != pad_id
+    any_content = nonpad.any(dim=1)
+    cols = torch.arange(width, device=input_ids.device)
+    first = torch.where(nonpad, cols, width).amin(dim=1)
+    last = torch.where(nonpad, cols, -1).amax(dim=1)
+    start = torch.where(any_content, first, 0)
+    length = torch.where(any_content, last - first + 1, 0)
+    return start, length
+
+
+def row_keys(
+    input_ids: torch.Tensor,
+    start: torch.Tensor,
+    length: torch.Tensor,
+    key_words: list[int],
+    keyed: bool,
+) -> torch.Tensor:
+    """`collate::row_key` for every row: murmur3 over `key_words ++ [row index]` (row-index mode)
+    or `key_words ++ content` (keyed mode)."""
+    b, width = input_ids.shape
+    device = input_ids.device
+    h = torch.full((b,), hash_prefix(key_words), dtype=torch.int64, device=device)
+    if not keyed:
+        rows = torch.arange(b, dtype=torch.int64, device=device)
+        return murmur_finish(murmur_round(h, mix_word(rows)), len(key_words) + 1)
+    if b and width:
+        h = _hash_contents(input_ids, start, length, h)
+    return murmur_finish(h, length + len(key_words))
+
+
+def _hash_contents(
+    input_ids: torch.Tensor, start: torch.Tensor, length: torch.Tensor, h: torch.Tensor
+) -> torch.Tensor:
+    """Push each row's content words into its murmur3 state `h` (the loop of `row_key`).
+
+    The hash is sequential along a row, so this takes one step per column of the longest content,
+    vectorised across rows. Rows are left-aligned and sorted by length (longest first) so that the
+    rows still hashing at step c are a prefix and each step is six in-place ops on a view."""
+    b, width = input_ids.shape
+    device = input_ids.device
+    lens_sorted, order = torch.sort(length, descending=True, stable=True)
+    lens_host = lens_sorted.tolist()  # the loop bounds (B ints read from the device)
+    if not lens_host or lens_host[0] == 0:
+        return h
+    longest = lens_host[0]
+    cols = torch.arange(longest, device=device)
+    src = torch.clamp(start[order, None] + cols, max=width - 1)
+    words = mix_word(input_ids[order].gather(1, src) & M32).T.contiguous()  # (longest, B)
+    active = np.searchsorted(-np.asarray(lens_host), -np.arange(longest), side="left")
+    state = h[order].contiguous()
+    shifted = torch.empty_like(state)
+    spare = torch.empty_like(state)
+    add = torch.tensor(_ROUND_ADD, dtype=torch.int64, device=device)
+    for c in range(longest):
+        n = int(active[c])  # rows whose content is longer than c
+        s, x, y = state[:n], spare[:n], shifted[:n]
+        torch.bitwise_xor(s, words[c, :n], out=x)
+        # rotl(x, 13) without masking the bits the left shift pushes above 32: multiplying by 5
+        # and adding only carries them further up, and the final mask removes them.
+        torch.bitwise_left_shift(x, 13, out=y)
+        x.bitwise_right_shift_(19)
+        y.bitwise_or_(x)
+        torch.add(add, y, alpha=5, out=s)
+        s.bitwise_and_(M32)
+    out = torch.empty_like(h)
+    out[order] = state
+    return out
+
+
+# ---- rust/masking.rs -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MaskSettings:
+    """`masking::MaskSpec`: what a collator's masking options turn into."""
+
+    probability: float
+    mask_replace_prob: float
+    random_replace_prob: float
+    exact: bool
+    max_predictions: int | None
+    mask_id: int
+
+    def __post_init__(self) -> None:
+        for name in ("probability", "mask_replace_prob", "random_replace_prob"):
+            p = getattr(self, name)
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {p}")
+        if self.mask_replace_prob + self.random_replace_prob > 1.0 + 1e-12:
+            raise ValueError(
+                "mask_replace_prob + random_replace_prob must be <= 1, got "
+                f"{self.mask_replace_prob + self.random_replace_prob}"
+            )
+
+    @property
+    def select_below(self) -> int:
+        return threshold(self.probability)
+
+    @property
+    def mask_below(self) -> int:
+        return threshold(self.mask_replace_prob)
+
+    @property
+    def random_below(self) -> int:
+        return max(threshold(self.mask_replace_prob + self.random_replace_prob), self.mask_below)
+
+
+@dataclass(frozen=True)
+class DeviceTables:
+    """A tokenizer's special-token flags and random-replacement ids, on one device."""
+
+    is_special: torch.Tensor  # bool, one flag per id
+    random_ids: torch.Tensor  # int64
+
+    @classmethod
+    def from_numpy(
+        cls, is_special: np.ndarray, random_ids: np.ndarray, device: torch.device
+    ) -> DeviceTables:
+        return cls(
+            torch.from_numpy(np.asarray(is_special) != 0).to(device),
+            torch.from_numpy(np.ascontiguousarray(random_ids, dtype=np.int64)).to(device),
+        )
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.is_special.shape[0])
+
+
+def _lookup(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    # index_select on the flat index: advanced indexing (`table[index]`) is ~100x slower on CPU.
+    return table.index_select(0, index.reshape(-1)).view(index.shape)
+
+
+def _replace(
+    ids: torch.Tensor,
+    labels: torch.Tensor,
+    selected: torch.Tensor,
+    position: torch.Tensor,
+    keys: torch.Tensor,
+    settings: MaskSettings,
+    tables: DeviceTables,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`masking::replace` at every selected position."""
+    labels = torch.where(selected, ids, labels)
+    v = lane_at(lane_keys(keys, LANE_REPLACE)[:, None], position)
+    to_mask = selected & (v < settings.mask_below)
+    to_random = selected & ~to_mask & (v < settings.random_below)
+    out = torch.where(to_mask, settings.mask_id, ids)
+    n_random = tables.random_ids.numel()
+    if settings.random_below > settings.mask_below and n_random:
+        w = lane_at(lane_keys(keys, LANE_RANDOM_TOKEN)[:, None], position)
+        drawn = _lookup(tables.random_ids, (w * n_random) >> 32)
+        out = torch.where(to_random, drawn, out)
+    return out, labels
+
+
+def mask_tokens(
+    input_ids: torch.Tensor,
+    start: torch.Tensor,
+    length: torch.Tensor,
+    keys: torch.Tensor,
+    settings: MaskSettings,
+    tables: DeviceTables,
+    special_tokens_mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`masking::mask_row` for every row of a padded `(B, L)` int64 batch at once: positions are
+    counted from each row's content start, so the padding side does not change the masks."""
+    b, width = input_ids.shape
+    device = input_ids.device
+    cols = torch.arange(width, dtype=torch.int64, device=device)[None, :]
+    position = (cols - start[:, None]) & M32  # only read inside the content
+    in_content = (cols >= start[:, None]) & (cols < (start + length)[:, None])
+    maskable = in_content & ~_lookup(tables.is_special, input_ids)
+    if special_tokens_mask is not None:
+        maskable &= special_tokens_mask == 0
+    u = lane_at(lane_keys(keys, LANE_SELECT)[:, None], position)
+    labels = torch.full_like(input_ids, IGNORE_INDEX)
+
+    if not settings.exact and settings.max_predictions is None:
+        selected = maskable & (u < settings.select_below)
+        return _replace(input_ids, labels, selected, position, keys, settings, tables)
+
+    # The k smallest (draw, position) pairs among the candidates; u * width + j orders them the
+    # same way and fits in int64 (u < 2^32, j < width < 2^31).
+    candidate = maskable if settings.exact else maskable & (u < settings.select_below)
+    n = candidate.sum(dim=1)
+    if settings.exact:
+        # exact_count: clamp(floor(p * n + 0.5), 1, n), computed in float64 like the kernel.
+        k = torch.floor(n.to(torch.float64) * settings.probability + 0.5).to(torch.int64)
+        k = torch.minimum(torch.clamp(k, min=1), n)
+    else:
+        k = n
+    if settings.max_predictions is not None:
+        k = torch.clamp(k, max=settings.max_predictions)
+    order = torch.where(candidate, u * max(width, 1) + cols, _INT64_MAX)
+    ranked = torch.sort(order, dim=1).values
+    kth = torch.where(
+        k < width,
+        ranked.gather(1, torch.clamp(k, max=max(width - 1, 0))[:, None]).squeeze(1),
+        _INT64_MAX,
+    )
+    selected = candidate & (order < kth[:, None])
+    return _replace(input_ids, labels, selected, position, keys, settings, tables)
+
+
+def check_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
+    """The id-range check `pad_row` does (one scalar read from the device)."""
+    bad = (input_ids < 0) | (input_ids >= vocab_size)
+    if bool(bad.any()):
+        row, col = (int(x) for x in bad.nonzero()[0].tolist())
+        raise ValueError(
+            f"token id {int(input_ids[row, col])} at row {row}, position {col} is outside the "
+            f"vocabulary [0, {vocab_size})"
+        )
+
+
+def mask_batch(
+    input_ids: torch.Tensor,
+    *,
+    pad_id: int,
+    key_words: list[int],
+    keyed: bool,
+    settings: MaskSettings,
+    tables: DeviceTables,
+    special_tokens_mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask a padded batch where it lives; returns `(masked_input_ids, labels)` (int64, same
+    device and layout). Equal to the Rust collator's output for the same rows and key words."""
+    if not isinstance(input_ids, torch.Tensor):
+        raise TypeError(f"input_ids must be a torch.Tensor, got {type(input_ids).__name__}")
+    if input_ids.ndim != 2:
+        raise ValueError(f"input_ids must be a 2-D (batch, length) tensor, got {input_ids.ndim}-D")
+    if input_ids.dtype.is_floating_point or input_ids.dtype.is_complex or input_ids.dtype == torch.bool:
+        raise TypeError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
+    if special_tokens_mask is not None and special_tokens_mask.shape != input_ids.shape:
+        raise ValueError(
+            f"special_tokens_mask has shape {tuple(special_tokens_mask.shape)} but input_ids has "
+            f"{tuple(input_ids.shape)}"
+        )
+    if not 0 <= settings.mask_id < tables.vocab_size:
+        raise ValueError(
+            f"mask token id {settings.mask_id} is outside the vocabulary [0, {tables.vocab_size})"
+        )
+    if settings.random_below > settings.mask_below and tables.random_ids.numel() == 0:
+        raise ValueError("random replacement is enabled but there are no candidate ids")
+    ids = input_ids.to(torch.int64)
+    if ids.numel() == 0:
+        return ids.clone(), torch.full_like(ids, IGNORE_INDEX)
+    check_ids(ids, tables.vocab_size)
+    if special_tokens_mask is not None:
+        special_tokens_mask = special_tokens_mask.to(ids.device)
+    start, length = content_range(ids, pad_id)
+    keys = row_keys(ids, start, length, key_words, keyed)
+    return mask_tokens(ids, start, length, keys, settings, tables, special_tokens_mask)
+
+
+# Tables per (tokenizer tables object, device), so a training loop does not copy them each step.
+_TABLE_CACHE: dict[tuple[int, str], tuple[object, DeviceTables]] = {}
+
+
+def device_tables(tables: object, device: torch.device) -> DeviceTables:
+    """`TokenizerTables` (numpy) as `DeviceTables` on `device`, cached."""
+    key = (id(tables), str(device))
+    hit = _TABLE_CACHE.get(key)
+    if hit is not None and hit[0] is tables:
+        return hit[1]
+    out = DeviceTables.from_numpy(tables.is_special, tables.random_ids, device)  # type: ignore[attr-defined]
+    if len(_TABLE_CACHE) >= 16:
+        _TABLE_CACHE.clear()
+    _TABLE_CACHE[key] = (tables, out)
+    return out
