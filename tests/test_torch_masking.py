@@ -14,7 +14,7 @@ from transformers import AutoTokenizer
 import mlmkit
 from mlmkit import _core, torch_masking
 
-from .reference import fmix32, hash_words, keyed_row_key, lane
+from .reference import fmix32, hash_words, keyed_row_key
 
 
 def test_generator_pieces_match_the_reference():
@@ -128,7 +128,9 @@ def left_bert(bert_dir):
     return AutoTokenizer.from_pretrained(bert_dir, padding_side="left")
 
 
-@pytest.mark.parametrize("options", SETTINGS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
+@pytest.mark.parametrize(
+    "options", SETTINGS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items())
+)
 @pytest.mark.parametrize("mode", ["keyed", "seeded", "torch"])
 def test_torch_path_is_bit_identical_to_rust(bert_tokenizer, left_bert, options, mode):
     rng = np.random.default_rng(zlib.crc32(repr((mode, options)).encode()))

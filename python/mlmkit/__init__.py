@@ -9,3 +9,9 @@ from .words import reference_positions, word_starts, word_tables
 __all__ = ["DataCollatorForLanguageModeling"]
 __all__ += ["DataCollatorForWholeWordMask", "reference_positions", "word_starts", "word_tables"]
 __version__ = "0.1.0"
+
+# ---- Fixed-mask evaluation and masking on the device ----
+from . import metrics  # noqa: E402
+from .callback import FixedMaskPerplexityCallback  # noqa: E402
+
+__all__ += ["FixedMaskPerplexityCallback", "metrics"]

@@ -265,8 +265,8 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
         available = getattr(backend, "is_available", None)
         if callable(available) and not available():
             raise ValueError(
-                f"device={self.device!r} was requested but torch.{self._device.type}.is_available() "
-                "is False"
+                f"device={self.device!r} was requested but "
+                f"torch.{self._device.type}.is_available() is False"
             )
 
     def _in_worker_on_accelerator(self) -> bool:
@@ -346,7 +346,6 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
         )
 
     # ---- end of the torch path -----------------------------------------------------------
-
 
 
 def _gather(col: Ragged, like: Ragged) -> np.ndarray:

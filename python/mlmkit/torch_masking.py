@@ -357,7 +357,11 @@ def mask_batch(
         raise TypeError(f"input_ids must be a torch.Tensor, got {type(input_ids).__name__}")
     if input_ids.ndim != 2:
         raise ValueError(f"input_ids must be a 2-D (batch, length) tensor, got {input_ids.ndim}-D")
-    if input_ids.dtype.is_floating_point or input_ids.dtype.is_complex or input_ids.dtype == torch.bool:
+    if (
+        input_ids.dtype.is_floating_point
+        or input_ids.dtype.is_complex
+        or input_ids.dtype == torch.bool
+    ):
         raise TypeError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
     if special_tokens_mask is not None and special_tokens_mask.shape != input_ids.shape:
         raise ValueError(
