@@ -162,7 +162,7 @@ def _hash_contents(
 
     The hash is sequential along a row, so this takes one step per column of the longest content,
     vectorised across rows. Rows are left-aligned and sorted by length (longest first) so that the
-    rows still hashing at step c are a prefix and each step is six in-place ops on a view."""
+    rows still hashing at step c are a prefix, and each step is five in-place ops on views."""
     b, width = input_ids.shape
     device = input_ids.device
     lens_sorted, order = torch.sort(length, descending=True, stable=True)
@@ -173,22 +173,28 @@ def _hash_contents(
     cols = torch.arange(longest, device=device)
     src = torch.clamp(start[order, None] + cols, max=width - 1)
     words = mix_word(input_ids[order].gather(1, src) & M32).T.contiguous()  # (longest, B)
-    active = np.searchsorted(-np.asarray(lens_host), -np.arange(longest), side="left")
     state = h[order].contiguous()
-    shifted = torch.empty_like(state)
-    spare = torch.empty_like(state)
+    x, r = torch.empty_like(state), torch.empty_like(state)
     add = torch.tensor(_ROUND_ADD, dtype=torch.int64, device=device)
-    for c in range(longest):
-        n = int(active[c])  # rows whose content is longer than c
-        s, x, y = state[:n], spare[:n], shifted[:n]
-        torch.bitwise_xor(s, words[c, :n], out=x)
-        # rotl(x, 13) without masking the bits the left shift pushes above 32: multiplying by 5
-        # and adding only carries them further up, and the final mask removes them.
-        torch.bitwise_left_shift(x, 13, out=y)
-        x.bitwise_right_shift_(19)
-        y.bitwise_or_(x)
-        torch.add(add, y, alpha=5, out=s)
-        s.bitwise_and_(M32)
+    # Columns in runs over which the same rows (a prefix of n) are still hashing.
+    c = 0
+    for n in range(b, 0, -1):
+        end = c
+        while end < longest and lens_host[n - 1] > end:
+            end += 1
+        if end == c:
+            continue
+        s, xn, rn, wn = state[:n], x[:n], r[:n], words[:, :n]
+        for col in range(c, end):
+            # h ^= k; h = rotl(h, 13) * 5 + 0xE6546B64, with rotl(x, 13) = (x << 13) + (x >> 19)
+            # for x < 2^32 (the two parts do not overlap), so the round is
+            # x * 40960 + (x >> 19) * 5 + 0xE6546B64, masked to 32 bits once (x * 40960 < 2^48).
+            torch.bitwise_xor(s, wn[col], out=xn)
+            torch.bitwise_right_shift(xn, 19, out=rn)
+            torch.add(add, rn, alpha=5, out=s)
+            s.add_(xn, alpha=40960)
+            s.bitwise_and_(M32)
+        c = end
     out = torch.empty_like(h)
     out[order] = state
     return out
