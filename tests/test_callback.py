@@ -491,3 +491,35 @@ def test_domain_adaptation_of_the_real_bert_lowers_fixed_mask_perplexity(
     before, after = evals[0]["eval_mlm_perplexity"], evals[1]["eval_mlm_perplexity"]
     assert after < 0.5 * before, (before, after)
     assert evals[1]["eval_mlm_accuracy"] > evals[0]["eval_mlm_accuracy"]
+
+
+def test_formatted_datasets_and_a_trainer_whose_log_copies_the_metrics(
+    bpe_tokenizer, eval_set, tmp_path
+):
+    tok = bpe_tokenizer
+    model = tiny_model(tok)
+    collator = mlmkit.DataCollatorForLanguageModeling(tok)
+    plain = mlmkit.FixedMaskPerplexityCallback(eval_set, collator, batch_size=8).evaluate(model)
+    for fmt in ("numpy", "torch"):
+        cb = mlmkit.FixedMaskPerplexityCallback(eval_set.with_format(fmt), collator, batch_size=8)
+        assert cb.evaluate(model) == plain, fmt
+
+    class CopyingTrainer(Trainer):
+        def log(self, logs, start_time=None):
+            super().log(dict(logs), start_time)
+
+    cb = mlmkit.FixedMaskPerplexityCallback(eval_set, collator, batch_size=8)
+    calls = []
+    original = cb.evaluate
+    cb.evaluate = lambda *a, **k: calls.append(1) or original(*a, **k)
+    trainer = CopyingTrainer(
+        model=model,
+        args=train_args(tmp_path, max_steps=1),
+        eval_dataset=eval_set,
+        data_collator=collator,
+        callbacks=[cb],
+    )
+    result = trainer.evaluate()
+    assert result["eval_mlm_perplexity"] == plain["eval_mlm_perplexity"]
+    assert trainer.state.log_history[-1]["eval_mlm_perplexity"] == plain["eval_mlm_perplexity"]
+    assert len(calls) == 1  # on_evaluate reused what on_log computed

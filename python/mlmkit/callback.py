@@ -20,6 +20,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from transformers import TrainerCallback
@@ -106,6 +107,7 @@ class FixedMaskPerplexityCallback(TrainerCallback):
         self.last_metrics: dict[str, float] | None = None
         self._attached = False
         self._last: tuple[int, Any, dict[str, float]] | None = None
+        self._handled: dict[str, float] | None = None
 
     # ---- placement -------------------------------------------------------------------------
 
@@ -183,7 +185,9 @@ class FixedMaskPerplexityCallback(TrainerCallback):
         """Raise a clear error now, rather than at the first evaluation, if `model` does not
         return masked-LM logits for the eval rows."""
         device = _model_device(model)
-        batch = next(iter(self.batches(device, use_torch=False)))
+        batch = next(iter(self.batches(device, use_torch=False)), None)
+        if batch is None:  # this rank has no eval rows
+            return
         batch = {k: v[:1] for k, v in batch.items()}
         labels = batch.pop("labels")
         was_training = model.training
@@ -226,10 +230,11 @@ class FixedMaskPerplexityCallback(TrainerCallback):
         if logs is None or model is None:
             return
         runtime = next((k for k in logs if _EVAL_LOG.match(k)), None)
-        if runtime is None or self.keys()[0] in logs:
+        if runtime is None:
             return
         metrics = self.evaluate(model, args)
         self._last = (state.global_step, logs[runtime], metrics)
+        self._handled = logs
         logs.update(metrics)
         if state.log_history:
             entry = state.log_history[-1]
@@ -237,14 +242,16 @@ class FixedMaskPerplexityCallback(TrainerCallback):
                 entry.update(metrics)
 
     def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
-        if metrics is None or model is None or self.keys()[0] in metrics:
+        # Normally `metrics` is the very dict on_log received and extended; otherwise (a trainer
+        # whose `log` copies it or does not call on_log) add the figures here.
+        if metrics is None or model is None or metrics is self._handled:
             return
         runtime = next((k for k in metrics if _EVAL_LOG.match(k)), None)
         last = self._last
         if last is not None and last[0] == state.global_step and last[1] == metrics.get(runtime):
-            metrics.update(last[2])
-            return
-        computed = self.evaluate(model, args)
+            computed = last[2]
+        else:
+            computed = self.evaluate(model, args)
         metrics.update(computed)
         if state.log_history and runtime is not None:
             entry = state.log_history[-1]
@@ -273,7 +280,11 @@ class _Batches(torch.utils.data.Dataset):
         else:
             rows = [self.data[j] for j in idx]
             columns = {k: [r[k] for r in rows] for k in rows[0]}
-        columns = {k: v for k, v in columns.items() if k != "labels" and not isinstance(v[0], str)}
+        columns = {
+            k: list(v) if isinstance(v, np.ndarray) and v.dtype == object else v
+            for k, v in columns.items()
+            if k != "labels" and not isinstance(v[0], str)
+        }
         if self.carry_special and _SPECIAL in columns:
             columns[_CARRIED_SPECIAL] = columns.pop(_SPECIAL)
         batch = self.collator(columns)
