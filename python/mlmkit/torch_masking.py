@@ -2,8 +2,9 @@
 device it already lives on (a CUDA batch inside a training step, or CPU).
 
 Bit-identical to the Rust path for the same key words and rows: every function here mirrors one
-kernel, and every random value is a 32-bit word held in an int64 tensor in [0, 2^32) (int64
-multiplication wraps modulo 2^64, so masking with 0xFFFFFFFF keeps exactly the uint32 result).
+kernel, and every random value is a 32-bit word held in an int64 tensor in [0, 2^32). Products are
+formed so that no intermediate leaves int64 (`_mul32` splits the 32-bit constants), so the result
+does not depend on how a backend treats signed overflow.
 
 * `fmix32`, `murmur_round`, `hash_prefix`, `lane_keys`, `lane_at`, `threshold`: `rust/rng.rs`;
 * `content_range`: `trim_padding` in `rust/padding.rs` (pad-id runs at both ends are not content);
@@ -43,12 +44,19 @@ _INT64_MAX = torch.iinfo(torch.int64).max
 # ---- rust/rng.rs ---------------------------------------------------------------------------
 
 
+def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
+    """`(x * c) mod 2^32` for x, c in [0, 2^32), with every intermediate below 2^49."""
+    low = x * (c & 0xFFFF)
+    high = ((x * (c >> 16)) & 0xFFFF) << 16
+    return (low + high) & M32
+
+
 def fmix32(h: torch.Tensor) -> torch.Tensor:
     """murmur3's finaliser on int64 tensors holding 32-bit words."""
     h = h ^ (h >> 16)
-    h = (h * 0x85EBCA6B) & M32
+    h = _mul32(h, 0x85EBCA6B)
     h = h ^ (h >> 13)
-    h = (h * 0xC2B2AE35) & M32
+    h = _mul32(h, 0xC2B2AE35)
     return h ^ (h >> 16)
 
 
@@ -58,8 +66,7 @@ def _rotl(x: torch.Tensor, r: int) -> torch.Tensor:
 
 def mix_word(word: torch.Tensor) -> torch.Tensor:
     """The per-word half of a murmur3 round (`k` in `Murmur::push`), independent of the state."""
-    k = (word * _C1) & M32
-    return (_rotl(k, 15) * _C2) & M32
+    return _mul32(_rotl(_mul32(word, _C1), 15), _C2)
 
 
 def murmur_round(h: torch.Tensor, k: torch.Tensor | int) -> torch.Tensor:
