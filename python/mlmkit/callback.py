@@ -151,9 +151,10 @@ class FixedMaskPerplexityCallback(TrainerCallback):
             shuffle=False,
             num_workers=self.num_workers,
             persistent_workers=False,
+            pin_memory=device.type == "cuda",
         )
         for batch in loader:
-            batch = {k: v.to(device) for k, v in batch.items()}
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             if use_torch:
                 batch.pop("labels", None)
                 special = batch.pop(_CARRIED_SPECIAL, None)
@@ -204,7 +205,10 @@ class FixedMaskPerplexityCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if model is not None:
             self.check_model(model)
-        report_to = [r for r in (getattr(args, "report_to", None) or []) if r != "none"]
+        report_to = getattr(args, "report_to", None) or []
+        if isinstance(report_to, str):
+            report_to = [report_to]
+        report_to = [r for r in report_to if r != "none"]
         if report_to and not self._attached:
             warnings.warn(
                 f"FixedMaskPerplexityCallback runs after the reporting integrations {report_to}, "
