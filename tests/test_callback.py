@@ -523,3 +523,40 @@ def test_formatted_datasets_and_a_trainer_whose_log_copies_the_metrics(
     assert result["eval_mlm_perplexity"] == plain["eval_mlm_perplexity"]
     assert trainer.state.log_history[-1]["eval_mlm_perplexity"] == plain["eval_mlm_perplexity"]
     assert len(calls) == 1  # on_evaluate reused what on_log computed
+
+
+def test_whole_word_and_span_masking_go_through_the_collator(bert_tokenizer):
+    """The callback is mode-agnostic: it calls the collator in keyed mode, whatever it masks."""
+    tok = bert_tokenizer
+    data = tokenized(tok, sentences(24, seed=6))
+    torch.manual_seed(0)
+    model = BertForMaskedLM(tiny_config(tok))
+    for masking in ("word", "span"):
+        collator = mlmkit.DataCollatorForLanguageModeling(tok, masking=masking, mlm_probability=0.3)
+        small = mlmkit.FixedMaskPerplexityCallback(data, collator, batch_size=4)
+        large = mlmkit.FixedMaskPerplexityCallback(data, collator, batch_size=16, num_workers=2)
+        assert by_row(small.batches(), tok.pad_token_id) == by_row(
+            large.batches(), tok.pad_token_id
+        )
+        # "torch" placement requested implicitly (auto) still masks through the collator
+        assert by_row(small.batches(use_torch=True), tok.pad_token_id) == by_row(
+            small.batches(), tok.pad_token_id
+        )
+        a, b = small.evaluate(model), large.evaluate(model)
+        assert a["eval_mlm_perplexity"] == pytest.approx(b["eval_mlm_perplexity"], rel=1e-6)
+        with pytest.raises(ValueError, match="token masking only"):
+            mlmkit.FixedMaskPerplexityCallback(data, collator, mask_on_device=True)
+        with pytest.raises(NotImplementedError, match="whole-word and span masking"):
+            small.masker.mask_tensor(torch.tensor([[101, 2000, 102]]))
+    # whole words really are masked together: no '##' continuation masked without its word start
+    collator = mlmkit.DataCollatorForLanguageModeling(tok, whole_word_mask=True)
+    cb = mlmkit.FixedMaskPerplexityCallback(
+        tokenized(tok, ["unbelievable tokenization of hyphenated-words"] * 4), collator
+    )
+    for batch in cb.batches():
+        for ids, labels in zip(batch["input_ids"], batch["labels"], strict=True):
+            pieces = tok.convert_ids_to_tokens(torch.where(labels != -100, labels, ids))
+            masked = (labels != -100).tolist()
+            for j in range(1, len(pieces)):
+                if pieces[j].startswith("##"):
+                    assert masked[j] == masked[j - 1]

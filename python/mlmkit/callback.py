@@ -58,7 +58,8 @@ class FixedMaskPerplexityCallback(TrainerCallback):
             normal evaluation, which reporting integrations see as well).
         mask_on_device: mask with the torch implementation on the model's device (`True`), with
             the Rust collator on the CPU (`False`), or the former when the model is on an
-            accelerator (`None`). Both give the same masks.
+            accelerator (`None`). Both give the same masks. The torch path implements token
+            masking; whole-word and span masking always run in the collator.
 
     Add it with `callback.attach(trainer)` to place it ahead of the reporting integrations
     (TensorBoard, W&B, ...) so they receive the figures; passed in `Trainer(callbacks=[...])` it
@@ -103,7 +104,14 @@ class FixedMaskPerplexityCallback(TrainerCallback):
         self.masker = dataclasses.replace(
             collator, keyed=True, seed=seed, epoch=0, return_tensors="pt", device=None
         )
-        self.padder = dataclasses.replace(self.masker, mlm=False)
+        # The torch path (token masking only, for now): the DataLoader pads, mask_tensor masks.
+        self._torch_ok = self.masker._torch_masking_supported()
+        if mask_on_device and not self._torch_ok:
+            raise ValueError(
+                "mask_on_device=True: masking on the device supports token masking only; this "
+                f"collator masks {collator.masking or 'word'}s (leave mask_on_device=None)"
+            )
+        self.padder = dataclasses.replace(self.masker, mlm=False) if self._torch_ok else None
         self.last_metrics: dict[str, float] | None = None
         self._attached = False
         self._last: tuple[int, Any, dict[str, float]] | None = None
@@ -136,6 +144,7 @@ class FixedMaskPerplexityCallback(TrainerCallback):
         device = torch.device(device)
         if use_torch is None:
             use_torch = device.type != "cpu" if self.mask_on_device is None else self.mask_on_device
+        use_torch = use_torch and self._torch_ok
         rank, world = _rank_and_world()
         rows = _Batches(
             self.eval_dataset,

@@ -305,6 +305,10 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
             out[name] = value
         return out
 
+    def _torch_masking_supported(self) -> bool:
+        """Whether `mask_tensor` implements this collator's masking (token masking, for now)."""
+        return resolve_masking(self.whole_word_mask, self.masking, self.mlm) == "token"
+
     def mask_tensor(
         self, input_ids: torch.Tensor, special_tokens_mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -320,10 +324,11 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
 
         if not self.mlm:
             raise ValueError("mask_tensor masks tokens for MLM: this collator has mlm=False")
-        if getattr(self, "whole_word_mask", False):
+        if not self._torch_masking_supported():
             raise NotImplementedError(
-                "mask_tensor supports token masking; whole-word and span masking on the device "
-                "are not available yet (the collator itself masks them on the CPU)"
+                "mask_tensor supports token masking; whole-word and span masking "
+                f"(masking={resolve_masking(self.whole_word_mask, self.masking, True)!r}) on the "
+                "device are not available yet (the collator itself masks them on the CPU)"
             )
         if not isinstance(input_ids, torch.Tensor):
             raise TypeError(f"input_ids must be a torch.Tensor, got {type(input_ids).__name__}")
