@@ -525,29 +525,39 @@ def test_formatted_datasets_and_a_trainer_whose_log_copies_the_metrics(
     assert len(calls) == 1  # on_evaluate reused what on_log computed
 
 
-def test_whole_word_and_span_masking_go_through_the_collator(bert_tokenizer):
-    """The callback is mode-agnostic: it calls the collator in keyed mode, whatever it masks."""
+def test_whole_word_span_and_ngram_masking_on_both_paths(bert_tokenizer):
+    """The callback is mode-agnostic: keyed masks from the collator, or from the torch path on the
+    device (every masking mode), give the same batches and figures."""
     tok = bert_tokenizer
     data = tokenized(tok, sentences(24, seed=6))
     torch.manual_seed(0)
     model = BertForMaskedLM(tiny_config(tok))
-    for masking in ("word", "span"):
+    for masking in ("word", "span", "ngram"):
         collator = mlmkit.DataCollatorForLanguageModeling(tok, masking=masking, mlm_probability=0.3)
         small = mlmkit.FixedMaskPerplexityCallback(data, collator, batch_size=4)
         large = mlmkit.FixedMaskPerplexityCallback(data, collator, batch_size=16, num_workers=2)
         assert by_row(small.batches(), tok.pad_token_id) == by_row(
             large.batches(), tok.pad_token_id
         )
-        # "torch" placement requested implicitly (auto) still masks through the collator
-        assert by_row(small.batches(use_torch=True), tok.pad_token_id) == by_row(
-            small.batches(), tok.pad_token_id
+        on_device = mlmkit.FixedMaskPerplexityCallback(
+            data, collator, batch_size=4, mask_on_device=True
         )
+        for x, y in zip(small.batches(), on_device.batches(), strict=True):
+            assert x.keys() == y.keys()
+            assert all(torch.equal(x[k], y[k]) for k in x)
+            assert int((x["labels"] != -100).sum()) > 0
         a, b = small.evaluate(model), large.evaluate(model)
         assert a["eval_mlm_perplexity"] == pytest.approx(b["eval_mlm_perplexity"], rel=1e-6)
-        with pytest.raises(ValueError, match="token masking only"):
-            mlmkit.FixedMaskPerplexityCallback(data, collator, mask_on_device=True)
-        with pytest.raises(NotImplementedError, match="whole-word and span masking"):
-            small.masker.mask_tensor(torch.tensor([[101, 2000, 102]]))
+        assert on_device.evaluate(model) == a
+    # Boundaries from a word_ids column are read by the collator only: no device path then.
+    with_ids = data.map(lambda r: {"word_ids": list(range(len(r["input_ids"])))})
+    collator = mlmkit.DataCollatorForLanguageModeling(tok, masking="word")
+    with pytest.raises(ValueError, match=r"word boundaries in \['word_ids'\]"):
+        mlmkit.FixedMaskPerplexityCallback(with_ids, collator, mask_on_device=True)
+    cb = mlmkit.FixedMaskPerplexityCallback(with_ids, collator, batch_size=4)
+    assert by_row(cb.batches(use_torch=True), tok.pad_token_id) == by_row(
+        cb.batches(), tok.pad_token_id
+    )
     # whole words really are masked together: no '##' continuation masked without its word start
     collator = mlmkit.DataCollatorForLanguageModeling(tok, whole_word_mask=True)
     cb = mlmkit.FixedMaskPerplexityCallback(

@@ -28,6 +28,7 @@ from transformers.trainer_callback import DefaultFlowCallback
 
 from .collator import DataCollatorForLanguageModeling
 from .metrics import check_logits, mlm_logits, summarize, token_sums
+from .word_masking import BOUNDARY_COLUMNS, resolve_masking
 
 _EVAL_LOG = re.compile(r"^eval(_.+)?_runtime$")
 _MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
@@ -58,8 +59,9 @@ class FixedMaskPerplexityCallback(TrainerCallback):
             normal evaluation, which reporting integrations see as well).
         mask_on_device: mask with the torch implementation on the model's device (`True`), with
             the Rust collator on the CPU (`False`), or the former when the model is on an
-            accelerator (`None`). Both give the same masks. The torch path implements token
-            masking; whole-word and span masking always run in the collator.
+            accelerator (`None`). Both give the same masks, in every masking mode (an eval set
+            whose `word_ids` / `chinese_ref` columns give word boundaries is masked by the
+            collator).
 
     Add it with `callback.attach(trainer)` to place it ahead of the reporting integrations
     (TensorBoard, W&B, ...) so they receive the figures; passed in `Trainer(callbacks=[...])` it
@@ -104,14 +106,23 @@ class FixedMaskPerplexityCallback(TrainerCallback):
         self.masker = dataclasses.replace(
             collator, keyed=True, seed=seed, epoch=0, return_tensors="pt", device=None
         )
-        # The torch path (token masking only, for now): the DataLoader pads, mask_tensor masks.
-        self._torch_ok = self.masker._torch_masking_supported()
+        # The torch path: the DataLoader pads, mask_tensor masks (every masking mode). Word
+        # boundaries from a dataset's word_ids / chinese_ref column stay with the collator.
+        masking = resolve_masking(collator.whole_word_mask, collator.masking, True)
+        boundary_columns = sorted(set(BOUNDARY_COLUMNS) & set(_column_names(eval_dataset)))
+        self._torch_ok = self.masker._torch_masking_supported() and not (
+            masking != "token" and boundary_columns
+        )
         if mask_on_device and not self._torch_ok:
             raise ValueError(
-                "mask_on_device=True: masking on the device supports token masking only; this "
-                f"collator masks {collator.masking or 'word'}s (leave mask_on_device=None)"
+                f"mask_on_device=True: the eval set gives word boundaries in {boundary_columns}, "
+                "which masking on the device does not read (leave mask_on_device=None)"
             )
-        self.padder = dataclasses.replace(self.masker, mlm=False) if self._torch_ok else None
+        self.padder = (
+            dataclasses.replace(self.masker, mlm=False, whole_word_mask=False, masking=None)
+            if self._torch_ok
+            else None
+        )
         self.last_metrics: dict[str, float] | None = None
         self._attached = False
         self._last: tuple[int, Any, dict[str, float]] | None = None
@@ -302,6 +313,14 @@ class _Batches(torch.utils.data.Dataset):
             columns[_CARRIED_SPECIAL] = columns.pop(_SPECIAL)
         batch = self.collator(columns)
         return {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
+
+
+def _column_names(data: Any) -> list[str]:
+    names = getattr(data, "column_names", None)
+    if names is None:
+        first = data[0]
+        names = list(first.keys()) if isinstance(first, Mapping) else []
+    return list(names)
 
 
 def _check_dataset(data: Any) -> None:

@@ -17,6 +17,7 @@ from .batch import Ragged, aligned, as_ragged, columns_of, is_scalar
 from .vocab import RandomTokens, TokenizerTables, tokenizer_tables
 from .word_masking import (
     BOUNDARY_COLUMNS,
+    MASKINGS,
     Masking,
     ReplacePer,
     check_span_options,
@@ -306,11 +307,14 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
         return out
 
     def _torch_masking_supported(self) -> bool:
-        """Whether `mask_tensor` implements this collator's masking (token masking, for now)."""
-        return resolve_masking(self.whole_word_mask, self.masking, self.mlm) == "token"
+        """Whether `mask_tensor` implements this collator's masking (every mode does)."""
+        return resolve_masking(self.whole_word_mask, self.masking, self.mlm) in MASKINGS
 
     def mask_tensor(
-        self, input_ids: torch.Tensor, special_tokens_mask: torch.Tensor | None = None
+        self,
+        input_ids: torch.Tensor,
+        special_tokens_mask: torch.Tensor | None = None,
+        word_ids: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mask an already padded `(B, L)` batch on its own device (CUDA or CPU) with this
         collator's settings; returns `(masked_input_ids, labels)` on that device, in the same
@@ -318,21 +322,31 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
         epoch (keyed mode), or for the same key words (seeded / torch-seeded modes, which advance
         their streams as a collator call does).
 
-        Use it with a padding-only collator (`dataclasses.replace(collator, mlm=False)`) when the
-        CPU side of a training loop is the bottleneck; see the README for `Trainer`."""
+        Every masking mode runs on the device: tokens, whole words, spans and n-grams. Word
+        boundaries come from the tokenizer's tables (as in the collator without a boundary
+        column), or from `word_ids`: a `(B, L)` integer tensor aligned with `input_ids`, -1 (any
+        negative value) for tokens outside words, as the collator's `word_ids` column. Reference
+        positions (`chinese_ref`) are not supported here: mask such batches with the collator.
+
+        Use it with a padding-only collator (`dataclasses.replace(collator, mlm=False,
+        whole_word_mask=False, masking=None)`) when the CPU side of a training loop is the
+        bottleneck; see the README for `Trainer`."""
         from . import torch_masking
 
         if not self.mlm:
             raise ValueError("mask_tensor masks tokens for MLM: this collator has mlm=False")
+        masking = resolve_masking(self.whole_word_mask, self.masking, True)
         if not self._torch_masking_supported():
-            raise NotImplementedError(
-                "mask_tensor supports token masking; whole-word and span masking "
-                f"(masking={resolve_masking(self.whole_word_mask, self.masking, True)!r}) on the "
-                "device are not available yet (the collator itself masks them on the CPU)"
-            )
+            raise NotImplementedError(f"mask_tensor does not support masking={masking!r}")
         if not isinstance(input_ids, torch.Tensor):
             raise TypeError(f"input_ids must be a torch.Tensor, got {type(input_ids).__name__}")
+        if word_ids is not None and masking == "token":
+            raise ValueError("word_ids were given but this collator masks tokens, not words")
         tables = self.tables
+        device = input_ids.device
+        words = None
+        if masking != "token":
+            words = self._device_word_masking(masking, device, word_ids is None)
         return torch_masking.mask_batch(
             input_ids,
             pad_id=tables.pad_id,
@@ -346,9 +360,28 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
                 self.max_predictions,
                 tables.mask_id,
             ),
-            tables=torch_masking.device_tables(tables, input_ids.device),
+            tables=torch_masking.device_tables(tables, device),
             special_tokens_mask=special_tokens_mask,
+            words=words,
+            word_ids=word_ids,
         )
+
+    def _device_word_masking(self, masking: str, device: torch.device, need_tables: bool) -> Any:
+        from . import torch_word_masking as tw
+
+        spans = None
+        if masking in ("span", "ngram"):
+            spans = tw.span_thresholds(
+                masking,
+                float(self.mlm_probability),
+                float(self.span_geometric_p),
+                int(self.max_span_length if masking == "span" else self.max_ngram),
+                str(device),
+            )
+        boundaries = (
+            tw.boundary_tables(word_tables(self.tokenizer), device) if need_tables else None
+        )
+        return tw.WordMasking(self.replace_per == "token", spans, boundaries)
 
     # ---- end of the torch path -----------------------------------------------------------
 

@@ -12,8 +12,8 @@ does not depend on how a backend treats signed overflow.
 * `mask_tokens`: `mask_row` in `rust/masking.rs`, over a whole batch;
 * `mask_batch`: the masking half of `collate` in `rust/collate.rs`.
 
-Word and span masking belong beside `mask_tokens` as functions mirroring `rust/words.rs`, taking the
-same `(input_ids, start, length, keys, ...)` arguments; `mask_batch` would dispatch on the mode.
+Whole-word, span and n-gram masking (`rust/words.rs`) live in `torch_word_masking.mask_words`,
+which takes the same `(input_ids, start, length, keys, ...)` arguments; `mask_batch` dispatches.
 
 Keyed (content) row keys hash each row's tokens in order, which is one small vectorised step per
 column (the hash is sequential); row-index keys (seeded and torch-seeded modes) have no loop.
@@ -23,11 +23,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from . import _core
+
+if TYPE_CHECKING:
+    from .torch_word_masking import WordMasking
 
 M32 = 0xFFFFFFFF
 GOLDEN = 0x9E3779B9
@@ -363,9 +367,14 @@ def mask_batch(
     settings: MaskSettings,
     tables: DeviceTables,
     special_tokens_mask: torch.Tensor | None = None,
+    words: WordMasking | None = None,
+    word_ids: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mask a padded batch where it lives; returns `(masked_input_ids, labels)` (int64, same
-    device and layout). Equal to the Rust collator's output for the same rows and key words."""
+    device and layout). Equal to the Rust collator's output for the same rows and key words.
+
+    `words` selects whole words, spans or n-grams (`torch_word_masking`) instead of tokens, with
+    boundaries from its tables or from `word_ids` (`(B, L)`, aligned with input_ids, -1: none)."""
     if not isinstance(input_ids, torch.Tensor):
         raise TypeError(f"input_ids must be a torch.Tensor, got {type(input_ids).__name__}")
     if input_ids.ndim != 2:
@@ -393,9 +402,33 @@ def mask_batch(
     check_ids(ids, tables.vocab_size)
     if special_tokens_mask is not None:
         special_tokens_mask = special_tokens_mask.to(ids.device)
+    if word_ids is not None:
+        word_ids = _check_word_ids(word_ids, ids)
     start, length = content_range(ids, pad_id)
     keys = row_keys(ids, start, length, key_words, keyed)
+    if words is not None:
+        from .torch_word_masking import mask_words
+
+        return mask_words(
+            ids, start, length, keys, settings, tables, words, special_tokens_mask, word_ids
+        )
     return mask_tokens(ids, start, length, keys, settings, tables, special_tokens_mask)
+
+
+def _check_word_ids(word_ids: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    if not isinstance(word_ids, torch.Tensor):
+        raise TypeError(f"word_ids must be a torch.Tensor, got {type(word_ids).__name__}")
+    if word_ids.shape != ids.shape:
+        raise ValueError(
+            f"word_ids has shape {tuple(word_ids.shape)} but input_ids has {tuple(ids.shape)}"
+        )
+    if (
+        word_ids.dtype.is_floating_point
+        or word_ids.dtype.is_complex
+        or word_ids.dtype == torch.bool
+    ):
+        raise TypeError(f"word_ids must hold integer word indices, got dtype {word_ids.dtype}")
+    return word_ids.to(device=ids.device, dtype=torch.int64)
 
 
 # Tables per (tokenizer tables object, device), so a training loop does not copy them each step.

@@ -1,0 +1,320 @@
+"""Whole-word, span and n-gram masking (`rust/words.rs`) with torch ops, over a padded batch on
+its own device. Bit-identical to the Rust collator: it follows the algorithm written out in the
+module documentation of `rust/words.rs` step by step, with the random values of `torch_masking`.
+
+Layout: per-position tensors are `(B, L)`; per-word tensors are `(B, K)` with word `k` of each row
+in column `k` (`K <= L`; columns past a row's word count are unused). A candidate unit is stored
+at its first word as a word count (0: no unit there), which works for every mode because no two
+units of a row share a first word.
+
+The renewal process (span masking, bernoulli) and the budget (exact counts, `max_predictions`)
+are sequential along a row: they run one step per word / per ranked unit, each step a few
+elementwise ops across the batch. On CPU the loops stop at the longest row's word count (reading
+it is free there); on an accelerator they run to the batch width, so no value leaves the device.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import _core
+from .torch_masking import (
+    _INT64_MAX,
+    IGNORE_INDEX,
+    LANE_RANDOM_TOKEN,
+    LANE_REPLACE,
+    LANE_SELECT,
+    M32,
+    DeviceTables,
+    MaskSettings,
+    _lookup,
+    lane_at,
+    lane_keys,
+)
+
+LANE_SPAN_LENGTH = _core.LANE_SPAN_LENGTH
+LANE_SPAN_PHASE = _core.LANE_SPAN_PHASE
+
+
+@dataclass(frozen=True)
+class SpanThresholds:
+    """`words::SpanSpec` as integers on a device: `Q`, `C_1..C_{M-1}`, `F_0..F_{M-2}`."""
+
+    start: int
+    lengths: torch.Tensor  # C, int64, ascending
+    phase: torch.Tensor  # F, int64, ascending
+
+    @property
+    def max_len(self) -> int:
+        return int(self.lengths.numel()) + 1
+
+
+@functools.lru_cache(maxsize=32)
+def span_thresholds(
+    units: str, probability: float, span_geometric_p: float, max_length: int, device: str
+) -> SpanThresholds:
+    """The thresholds of `units` ("span" or "ngram") from the Rust kernel, on `device`."""
+    q, c, f = _core.span_tables(units, probability, span_geometric_p, max_length)
+    as_tensor = lambda a: torch.from_numpy(np.asarray(a, dtype=np.int64)).to(device)  # noqa: E731
+    return SpanThresholds(int(q), as_tensor(c), as_tensor(f))
+
+
+@dataclass(frozen=True)
+class BoundaryTables:
+    """A tokenizer's `starts_word` / `ends_word` tables (`mlmkit.words.WordTables`) on a device."""
+
+    starts_word: torch.Tensor  # bool
+    ends_word: torch.Tensor  # int64: 0, 1 or 2
+
+    @classmethod
+    def from_numpy(
+        cls, starts_word: np.ndarray, ends_word: np.ndarray, device: torch.device
+    ) -> BoundaryTables:
+        return cls(
+            torch.from_numpy(np.asarray(starts_word) != 0).to(device),
+            torch.from_numpy(np.asarray(ends_word, dtype=np.int64)).to(device),
+        )
+
+
+_BOUNDARY_CACHE: dict[tuple[int, str], tuple[object, BoundaryTables]] = {}
+
+
+def boundary_tables(tables: object, device: torch.device) -> BoundaryTables:
+    """`WordTables` (numpy) as `BoundaryTables` on `device`, cached per tables object."""
+    key = (id(tables), str(device))
+    hit = _BOUNDARY_CACHE.get(key)
+    if hit is not None and hit[0] is tables:
+        return hit[1]
+    out = BoundaryTables.from_numpy(tables.starts_word, tables.ends_word, device)  # type: ignore[attr-defined]
+    if len(_BOUNDARY_CACHE) >= 16:
+        _BOUNDARY_CACHE.clear()
+    _BOUNDARY_CACHE[key] = (tables, out)
+    return out
+
+
+@dataclass(frozen=True)
+class WordMasking:
+    """`words::WordMasking`: the unit (`spans` None: whole words), who shares a replacement
+    decision, and the vocabulary tables (None when every batch brings `word_ids`)."""
+
+    per_token: bool
+    spans: SpanThresholds | None = None
+    boundaries: BoundaryTables | None = None
+
+
+def _shift_right(x: torch.Tensor, fill: int | bool) -> torch.Tensor:
+    """Column j holds x[:, j - 1] (`fill` in column 0)."""
+    out = torch.empty_like(x)
+    out[:, :1] = fill
+    out[:, 1:] = x[:, :-1]
+    return out
+
+
+def _loop_bound(count: torch.Tensor, width: int) -> int:
+    """Steps a per-word loop needs: the largest `count` on CPU, the width elsewhere (no sync)."""
+    if count.device.type == "cpu":
+        return int(count.max()) if count.numel() else 0
+    return width
+
+
+def mask_words(
+    input_ids: torch.Tensor,
+    start: torch.Tensor,
+    length: torch.Tensor,
+    keys: torch.Tensor,
+    settings: MaskSettings,
+    tables: DeviceTables,
+    words: WordMasking,
+    special_tokens_mask: torch.Tensor | None = None,
+    word_ids: torch.Tensor | None = None,
+    continuation: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`words::mask_row` for every row of a padded `(B, L)` int64 batch (`start`, `length`: each
+    row's content; `keys`: row keys). Word boundaries come from `word_ids` (`(B, L)`, negative:
+    no word) when given, else from `words.boundaries`, merged by `continuation` flags (`(B, L)`,
+    non-zero: the token continues the previous token's word) when given."""
+    b, width = input_ids.shape
+    device = input_ids.device
+    ids = input_ids
+    if b == 0 or width == 0:
+        return ids.clone(), torch.full_like(ids, IGNORE_INDEX)
+    cols = torch.arange(width, dtype=torch.int64, device=device)[None, :]
+    position = (cols - start[:, None]) & M32
+    in_content = (cols >= start[:, None]) & (cols < (start + length)[:, None])
+    maskable = in_content & ~_lookup(tables.is_special, ids)
+    if special_tokens_mask is not None:
+        maskable &= special_tokens_mask == 0
+    if word_ids is not None:
+        maskable &= word_ids >= 0
+
+    # Step 2: word starts and segment starts.
+    prev_maskable = _shift_right(maskable, False)
+    if word_ids is not None:
+        boundary = word_ids != _shift_right(word_ids, -1)
+    else:
+        if words.boundaries is None:
+            raise ValueError("word masking needs word_ids or the tokenizer's word tables")
+        e = _lookup(words.boundaries.ends_word, _shift_right(ids, 0))
+        boundary = (e != 2) & (_lookup(words.boundaries.starts_word, ids) | (e == 1))
+        if continuation is not None:
+            boundary &= continuation == 0
+    starts = maskable & (~prev_maskable | boundary)
+    segment = maskable & ~prev_maskable
+    word_of = starts.cumsum(1) - 1  # the word of each maskable position
+    n_words = starts.sum(1)
+    k_max = _loop_bound(n_words, width)
+    if k_max == 0:
+        return ids.clone(), torch.full_like(ids, IGNORE_INDEX)
+
+    # Per-word tensors (a spare last column takes the scatters of non-starts).
+    slot = torch.where(starts, word_of, k_max).clamp_(max=k_max)
+    word_col = torch.zeros(b, k_max + 1, dtype=torch.int64, device=device)
+    word_col.scatter_(1, slot, cols.expand(b, width))
+    word_col = word_col[:, :k_max]
+    word_seg = torch.zeros(b, k_max + 1, dtype=torch.bool, device=device)
+    word_seg.scatter_(1, slot, segment)
+    in_word = torch.where(maskable, word_of, k_max).clamp_(max=k_max)
+    word_len = torch.zeros(b, k_max + 1, dtype=torch.int64, device=device)
+    word_len.scatter_add_(1, in_word, maskable.to(torch.int64))
+    word_len = word_len[:, :k_max]
+    kk = torch.arange(k_max, dtype=torch.int64, device=device)[None, :]
+    valid = kk < n_words[:, None]
+    word_seg = word_seg[:, :k_max] & valid
+    word_pos = (word_col - start[:, None]) & M32
+    u = lane_at(lane_keys(keys, LANE_SELECT)[:, None], word_pos)
+
+    # Step 3: candidate units as word counts at their first words.
+    spans = words.spans
+    max_units_len = 1
+    if spans is None:
+        count = valid if settings.exact else valid & (u < settings.select_below)
+        count = count.to(torch.int64)
+    else:
+        max_units_len = min(spans.max_len, k_max)
+        drawn = lane_at(lane_keys(keys, LANE_SPAN_LENGTH)[:, None], word_pos)
+        span_len = 1 + _count_at_or_below(spans.lengths, drawn)
+        # The end of each word's segment: the next segment start (or the row's word count).
+        marks = torch.where(word_seg, kk, _INT64_MAX)
+        marks = torch.cat([marks[:, 1:], n_words[:, None]], dim=1)
+        seg_end = torch.flip(torch.cummin(torch.flip(marks, [1]), 1).values, [1])
+        seg_end = torch.minimum(seg_end, n_words[:, None])
+        if settings.exact:
+            count = torch.where(valid, torch.minimum(span_len, seg_end - kk), 0)
+        else:
+            phase = lane_at(lane_keys(keys, LANE_SPAN_PHASE)[:, None], word_pos)
+            count = _renewal(
+                word_seg,
+                _count_at_or_below(spans.phase, phase),
+                valid & (u < spans.start),
+                span_len,
+                k_max,
+            )
+            count = torch.minimum(count, seg_end - kk).clamp_(min=0)
+
+    # Step 4: the budget.
+    if not settings.exact and settings.max_predictions is None:
+        accepted = count
+    else:
+        if settings.exact:
+            n = word_len.sum(1)
+            budget = torch.floor(n.to(torch.float64) * settings.probability + 0.5).to(torch.int64)
+            budget = torch.minimum(torch.clamp(budget, min=1), n)
+            if settings.max_predictions is not None:
+                budget = torch.clamp(budget, max=settings.max_predictions)
+        else:
+            budget = torch.full((b,), settings.max_predictions, dtype=torch.int64, device=device)
+        accepted = _fill_budget(count, u, word_len, budget, max_units_len, k_max)
+
+    # Accepted units -> taken words and each word's unit start (column).
+    head = accepted > 0
+    covered_to = torch.cummax(torch.where(head, kk + accepted, 0), 1).values
+    taken_word = covered_to > kk
+    unit_col = torch.cummax(torch.where(head, word_col, -1), 1).values
+
+    # Step 5: replacement, per position.
+    widx = torch.where(maskable, word_of, 0).clamp_(max=k_max - 1)
+    taken = maskable & taken_word.gather(1, widx)
+    labels = torch.where(taken, ids, IGNORE_INDEX)
+    if words.per_token:
+        rep_pos = position
+    else:
+        rep_pos = (unit_col.gather(1, widx) - start[:, None]) & M32
+    v = lane_at(lane_keys(keys, LANE_REPLACE)[:, None], rep_pos)
+    to_mask = taken & (v < settings.mask_below)
+    to_random = taken & ~to_mask & (v < settings.random_below)
+    out = torch.where(to_mask, settings.mask_id, ids)
+    n_random = tables.random_ids.numel()
+    if settings.random_below > settings.mask_below and n_random:
+        w = lane_at(lane_keys(keys, LANE_RANDOM_TOKEN)[:, None], position)
+        out = torch.where(to_random, _lookup(tables.random_ids, (w * n_random) >> 32), out)
+    return out, labels
+
+
+def _count_at_or_below(thresholds: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """`#{i : values >= thresholds[i]}` for ascending thresholds (`partition_point(t <= v)`)."""
+    if thresholds.numel() == 0:
+        return torch.zeros_like(values)
+    return torch.searchsorted(thresholds, values.contiguous(), right=True)
+
+
+def _renewal(
+    seg: torch.Tensor, phase: torch.Tensor, hit: torch.Tensor, span_len: torch.Tensor, k_max: int
+) -> torch.Tensor:
+    """`renewal_units` as a scan over words: `rem` is the number of words left in the current
+    span; a segment start sets it to its phase, a free word whose draw hits starts a span."""
+    b = seg.shape[0]
+    seg_t, phase_t, hit_t, len_t = (x.T.contiguous() for x in (seg, phase, hit, span_len))
+    out = torch.zeros(k_max, b, dtype=torch.int64, device=seg.device)
+    rem = torch.zeros(b, dtype=torch.int64, device=seg.device)
+    for k in range(k_max):
+        s = seg_t[k]
+        rem = torch.where(s, phase_t[k], rem)
+        starts_span = hit_t[k] & (rem == 0)
+        rem = torch.where(starts_span, len_t[k], rem)
+        out[k] = torch.where((s | starts_span) & (rem > 0), rem, 0)
+        rem = (rem - 1).clamp_(min=0)
+    return out.T
+
+
+def _fill_budget(
+    count: torch.Tensor,
+    u: torch.Tensor,
+    word_len: torch.Tensor,
+    budget: torch.Tensor,
+    window: int,
+    k_max: int,
+) -> torch.Tensor:
+    """`fill_budget`: units in ascending `(u_first, first)` order take their words while a word
+    is free and fits in what is left; returns the accepted word counts at the first words."""
+    b = count.shape[0]
+    device = count.device
+    kk = torch.arange(k_max, dtype=torch.int64, device=device)[None, :]
+    live = count > 0
+    order = torch.sort(torch.where(live, u * k_max + kk, _INT64_MAX), dim=1)
+    ranked_live = order.values != _INT64_MAX
+    spare = k_max  # a column no unit uses
+    first = torch.where(ranked_live, order.indices, spare).T.contiguous()
+    ranked_count = torch.where(ranked_live, count.gather(1, order.indices), 0).T.contiguous()
+    steps = _loop_bound(live.sum(1), k_max)
+    size = k_max + window + 1
+    taken = torch.zeros(b, size, dtype=torch.bool, device=device)
+    lens = torch.zeros(b, size, dtype=torch.int64, device=device)
+    lens[:, :k_max] = word_len
+    accepted = torch.zeros(b, size, dtype=torch.int64, device=device)
+    offsets = torch.arange(window, dtype=torch.int64, device=device)[None, :]
+    left = budget.clone()
+    for r in range(steps):
+        f = first[r][:, None]
+        win = f + offsets
+        was = taken.gather(1, win)
+        n = lens.gather(1, win)
+        ok = (offsets < ranked_count[r][:, None]) & ~was & (n.cumsum(1) <= left[:, None])
+        take = ok.to(torch.int64).cumprod(1)
+        left -= (take * n).sum(1)
+        taken.scatter_(1, win, was | take.bool())
+        accepted.scatter_(1, f, take.sum(1, keepdim=True))
+    return accepted[:, :k_max]
