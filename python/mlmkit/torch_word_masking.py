@@ -264,20 +264,24 @@ def _count_at_or_below(thresholds: torch.Tensor, values: torch.Tensor) -> torch.
 def _renewal(
     seg: torch.Tensor, phase: torch.Tensor, hit: torch.Tensor, span_len: torch.Tensor, k_max: int
 ) -> torch.Tensor:
-    """`renewal_units` as a scan over words: `rem` is the number of words left in the current
-    span; a segment start sets it to its phase, a free word whose draw hits starts a span."""
+    """`renewal_units` as a scan over words. `left[k]` is the number of words of the current span
+    from word `k` on (0: word `k` is free): a segment start sets it to its phase, a free word whose
+    draw hits starts a span of its length. A unit starts where `left` is positive and either a
+    segment starts or the word before was the last (or not in) a span; its count is `left` there."""
     b = seg.shape[0]
-    seg_t, phase_t, hit_t, len_t = (x.T.contiguous() for x in (seg, phase, hit, span_len))
-    out = torch.zeros(k_max, b, dtype=torch.int64, device=seg.device)
+    seg_t, phase_t = seg.T.contiguous(), phase.T.contiguous()
+    hit_len_t = torch.where(hit, span_len, 0).T.contiguous()
+    left = torch.zeros(k_max, b, dtype=torch.int64, device=seg.device)
     rem = torch.zeros(b, dtype=torch.int64, device=seg.device)
     for k in range(k_max):
-        s = seg_t[k]
-        rem = torch.where(s, phase_t[k], rem)
-        starts_span = hit_t[k] & (rem == 0)
-        rem = torch.where(starts_span, len_t[k], rem)
-        out[k] = torch.where((s | starts_span) & (rem > 0), rem, 0)
-        rem = (rem - 1).clamp_(min=0)
-    return out.T
+        rem = torch.where(seg_t[k], phase_t[k], rem)
+        torch.where(rem == 0, hit_len_t[k], rem, out=left[k])
+        torch.sub(left[k], 1, out=rem).clamp_(min=0)
+    left = left.T
+    before = torch.zeros_like(left)
+    before[:, 1:] = (left[:, :-1] - 1).clamp_(min=0)
+    head = (left > 0) & (seg | (before == 0))
+    return torch.where(head, left, 0)
 
 
 def _fill_budget(
@@ -301,13 +305,26 @@ def _fill_budget(
     ranked_count = torch.where(ranked_live, count.gather(1, order.indices), 0).T.contiguous()
     steps = _loop_bound(live.sum(1), k_max)
     size = k_max + window + 1
-    taken = torch.zeros(b, size, dtype=torch.bool, device=device)
     lens = torch.zeros(b, size, dtype=torch.int64, device=device)
     lens[:, :k_max] = word_len
     accepted = torch.zeros(b, size, dtype=torch.int64, device=device)
-    offsets = torch.arange(window, dtype=torch.int64, device=device)[None, :]
     left = budget.clone()
+    on_cpu = device.type == "cpu"
+    if window == 1:
+        # One word per unit and no two units share a word: a unit is taken iff its word fits.
+        ranked_len = lens.gather(1, first.T).T.contiguous()
+        for r in range(steps):
+            if on_cpu and r % 8 == 0 and not bool((left > 0).any()):
+                break  # every budget is spent (checked only where reading it is free)
+            take = (ranked_count[r] > 0) & (ranked_len[r] <= left)
+            left -= torch.where(take, ranked_len[r], 0)
+            accepted.scatter_(1, first[r][:, None], take[:, None].to(torch.int64))
+        return accepted[:, :k_max]
+    taken = torch.zeros(b, size, dtype=torch.bool, device=device)
+    offsets = torch.arange(window, dtype=torch.int64, device=device)[None, :]
     for r in range(steps):
+        if on_cpu and r % 8 == 0 and not bool((left > 0).any()):
+            break
         f = first[r][:, None]
         win = f + offsets
         was = taken.gather(1, win)
