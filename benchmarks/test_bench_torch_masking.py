@@ -61,3 +61,32 @@ def test_torch_mask_tensor_cpu(benchmark, tokenizer, batch, mode):
     assert labels.shape == (B, L)
     if mode == "keyed":  # same masks as the collator
         assert torch.equal(labels, collator({"input_ids": batch})["labels"])
+
+
+# ---- whole-word and span masking (issue 7) -------------------------------------------------
+
+WORD_MODES = {
+    "word": dict(masking="word", seed=0),
+    "span": dict(masking="span", seed=0),
+    "word, exact": dict(masking="word", mask_count="exact", seed=0),
+}
+
+
+@pytest.mark.parametrize("mode", list(WORD_MODES))
+def test_rust_collator_words(benchmark, tokenizer, batch, mode):
+    benchmark.group = f"mask a padded {B}x{L} batch, {mode} masking, seeded"
+    collator = mlmkit.DataCollatorForLanguageModeling(tokenizer, **WORD_MODES[mode])
+    out = benchmark(collator, {"input_ids": batch})
+    assert out["labels"].shape == (B, L)
+
+
+@pytest.mark.parametrize("mode", list(WORD_MODES))
+def test_torch_mask_tensor_cpu_words(benchmark, tokenizer, batch, mode):
+    benchmark.group = f"mask a padded {B}x{L} batch, {mode} masking, seeded"
+    collator = mlmkit.DataCollatorForLanguageModeling(tokenizer, **WORD_MODES[mode])
+    reference = mlmkit.DataCollatorForLanguageModeling(tokenizer, **WORD_MODES[mode])
+    ids, labels = benchmark(collator.mask_tensor, batch)
+    assert labels.shape == (B, L)
+    # Same masks as the collator for the same key words (streams advanced in step).
+    collator._calls = reference._calls = 7
+    assert torch.equal(collator.mask_tensor(batch)[1], reference({"input_ids": batch})["labels"])
