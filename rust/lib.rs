@@ -8,5 +8,9 @@ pub mod padding;
 pub mod rng;
 pub mod words;
 
+// Corpus preprocessing (issue 4).
+pub mod grouping;
+pub mod pairs;
+
 #[cfg(feature = "python")]
 mod python;
