@@ -390,6 +390,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(span_tables, m)?)?;
     m.add("LANE_SPAN_LENGTH", words::LANE_SPAN_LENGTH)?;
     m.add("LANE_SPAN_PHASE", words::LANE_SPAN_PHASE)?;
+    // Corpus preprocessing (issue 4).
+    corpus::register(m)?;
     Ok(())
 }
 
@@ -495,4 +497,354 @@ fn span_tables<'py>(
         PyArray1::from_vec(py, spec.lengths.cdf),
         PyArray1::from_vec(py, spec.phase),
     ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Corpus preprocessing (issue 4): chunk grouping and NSP/SOP sentence pairs.
+// ---------------------------------------------------------------------------------------------
+
+mod corpus {
+    use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
+    use pyo3::exceptions::{PyTypeError, PyValueError};
+    use pyo3::prelude::*;
+
+    use crate::error::KernelError;
+    use crate::grouping::{self, Fill, Layout, Plan, Source, Tail};
+    use crate::padding::TokenId;
+    use crate::pairs::{self, Docs, PairSpec, Task, Template};
+    use crate::rng;
+
+    /// Run `$body` with `$T` bound to the integer dtype of the numpy array `$like`.
+    macro_rules! with_dtype {
+        ($like:expr, $what:expr, $T:ident => $body:expr) => {{
+            let like = $like;
+            if like.cast::<PyArray1<i64>>().is_ok() {
+                type $T = i64;
+                $body
+            } else if like.cast::<PyArray1<i32>>().is_ok() {
+                type $T = i32;
+                $body
+            } else if like.cast::<PyArray1<i16>>().is_ok() {
+                type $T = i16;
+                $body
+            } else if like.cast::<PyArray1<i8>>().is_ok() {
+                type $T = i8;
+                $body
+            } else if like.cast::<PyArray1<u64>>().is_ok() {
+                type $T = u64;
+                $body
+            } else if like.cast::<PyArray1<u32>>().is_ok() {
+                type $T = u32;
+                $body
+            } else if like.cast::<PyArray1<u16>>().is_ok() {
+                type $T = u16;
+                $body
+            } else if like.cast::<PyArray1<u8>>().is_ok() {
+                type $T = u8;
+                $body
+            } else {
+                Err(PyTypeError::new_err(format!(
+                    "{} must be a 1-D integer numpy array",
+                    $what
+                )))
+            }
+        }};
+    }
+
+    fn slice<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<T>, what: &str) -> PyResult<&'a [T]> {
+        a.as_slice()
+            .map_err(|_| PyValueError::new_err(format!("{what} must be a C-contiguous array")))
+    }
+
+    fn fit<T: TryFrom<i64>>(v: i64, column: &str) -> PyResult<T> {
+        T::try_from(v).map_err(|_| {
+            PyValueError::new_err(format!(
+                "column {column}: fill value {v} does not fit the column's integer type"
+            ))
+        })
+    }
+
+    fn fit_all<T: TryFrom<i64>>(v: &[i64], column: &str) -> PyResult<Vec<T>> {
+        v.iter().map(|&x| fit(x, column)).collect()
+    }
+
+    /// Where each block of a grouped batch comes from; apply it to every column.
+    #[pyclass(frozen, module = "mlmkit._core")]
+    pub struct GroupPlan {
+        plan: Plan,
+    }
+
+    #[pymethods]
+    impl GroupPlan {
+        #[getter]
+        fn n_blocks(&self) -> usize {
+            self.plan.block_lens.len()
+        }
+        #[getter]
+        fn out_len(&self) -> usize {
+            self.plan.out_len
+        }
+        #[getter]
+        fn source_tokens(&self) -> usize {
+            self.plan.source_tokens
+        }
+        #[getter]
+        fn dropped_tokens(&self) -> usize {
+            self.plan.dropped_tokens
+        }
+        /// `n_blocks + 1` list offsets of the output.
+        fn offsets<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
+            let mut o = Vec::with_capacity(self.plan.block_lens.len() + 1);
+            let mut at = 0i64;
+            o.push(0);
+            for &l in &self.plan.block_lens {
+                at += l as i64;
+                o.push(at);
+            }
+            PyArray1::from_vec(py, o)
+        }
+    }
+
+    #[pyfunction]
+    #[pyo3(signature = (offset_chunks, block_size, prefix, suffix, separator, tail))]
+    pub fn group_plan(
+        py: Python<'_>,
+        offset_chunks: Vec<PyReadonlyArray1<i64>>,
+        block_size: usize,
+        prefix: usize,
+        suffix: usize,
+        separator: bool,
+        tail: &str,
+    ) -> PyResult<GroupPlan> {
+        let tail = match tail {
+            "drop" => Tail::Drop,
+            "pad" => Tail::Pad,
+            "keep" => Tail::Keep,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "tail must be 'drop', 'pad' or 'keep', got {other:?}"
+                )))
+            }
+        };
+        let layout = Layout::new(block_size, prefix, suffix, separator, tail)?;
+        let slices = offset_chunks
+            .iter()
+            .map(|a| slice(a, "offsets"))
+            .collect::<PyResult<Vec<_>>>()?;
+        let plan = py.detach(|| grouping::plan(layout, &slices))?;
+        Ok(GroupPlan { plan })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply_typed<'py, T>(
+        py: Python<'py>,
+        plan: &Plan,
+        chunks: &[Bound<'py, PyAny>],
+        constant: Option<i64>,
+        prefix: &[i64],
+        suffix: &[i64],
+        separator: i64,
+        pad: i64,
+        column: &str,
+    ) -> PyResult<Bound<'py, PyArray1<T>>>
+    where
+        T: numpy::Element + Copy + Send + Sync + TryFrom<i64>,
+    {
+        let prefix: Vec<T> = fit_all(prefix, column)?;
+        let suffix: Vec<T> = fit_all(suffix, column)?;
+        let fill = Fill {
+            prefix: &prefix,
+            suffix: &suffix,
+            separator: fit(separator, column)?,
+            pad: fit(pad, column)?,
+        };
+        let arrays = chunks
+            .iter()
+            .map(|c| {
+                c.cast::<PyArray1<T>>().map(|a| a.readonly()).map_err(|_| {
+                    PyTypeError::new_err(format!(
+                        "column {column}: every chunk must have the same integer dtype"
+                    ))
+                })
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        let slices = arrays
+            .iter()
+            .map(|a| slice(a, column))
+            .collect::<PyResult<Vec<_>>>()?;
+        let source = match constant {
+            Some(v) => {
+                if !slices.is_empty() {
+                    return Err(PyValueError::new_err(
+                        "pass either chunks or a constant, not both",
+                    ));
+                }
+                Source::Constant(fit(v, column)?)
+            }
+            None => Source::Chunks(slices),
+        };
+        let out = py.detach(|| grouping::apply(plan, &source, &fill, column))?;
+        Ok(PyArray1::from_vec(py, out))
+    }
+
+    /// One column cut through a plan: `chunks` (flat values, one array per input chunk) or,
+    /// for a column with no input, `constant` at every document position; `like` gives the dtype.
+    #[pyfunction]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (plan, chunks, like, constant, prefix, suffix, separator, pad, column))]
+    pub fn group_apply<'py>(
+        py: Python<'py>,
+        plan: &GroupPlan,
+        chunks: Vec<Bound<'py, PyAny>>,
+        like: &Bound<'py, PyAny>,
+        constant: Option<i64>,
+        prefix: Vec<i64>,
+        suffix: Vec<i64>,
+        separator: i64,
+        pad: i64,
+        column: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let p = &plan.plan;
+        with_dtype!(like, format!("column {column}"), T => {
+            apply_typed::<T>(py, p, &chunks, constant, &prefix, &suffix, separator, pad, column)
+                .map(|a| a.into_any())
+        })
+    }
+
+    fn to_usize(v: &[i64], what: &str) -> PyResult<Vec<usize>> {
+        v.iter()
+            .map(|&x| {
+                usize::try_from(x)
+                    .map_err(|_| PyValueError::new_err(format!("{what} has a negative entry {x}")))
+            })
+            .collect()
+    }
+
+    type PairArrays<'py> = (
+        Bound<'py, PyAny>,
+        Bound<'py, PyArray1<u8>>,
+        Bound<'py, PyArray1<i64>>,
+        Bound<'py, PyArray1<u8>>,
+    );
+
+    #[allow(clippy::too_many_arguments)]
+    fn pairs_typed<'py, T>(
+        py: Python<'py>,
+        tokens: &Bound<'py, PyAny>,
+        doc_offsets: &[usize],
+        sent_offsets: &[usize],
+        spec: &PairSpec,
+        tpl: &Template,
+    ) -> PyResult<PairArrays<'py>>
+    where
+        T: numpy::Element + TokenId + TryFrom<i64>,
+    {
+        let arr = tokens
+            .cast::<PyArray1<T>>()
+            .map_err(|_| PyTypeError::new_err("tokens has an unexpected dtype"))?
+            .readonly();
+        let tokens = slice(&arr, "tokens")?;
+        let docs = Docs {
+            doc_offsets,
+            sent_offsets,
+            tokens,
+        };
+        let out = py.detach(|| pairs::instances(&docs, spec, tpl))?;
+        let offsets: Vec<i64> = out.offsets.iter().map(|&o| o as i64).collect();
+        Ok((
+            PyArray1::from_vec(py, out.ids).into_any(),
+            PyArray1::from_vec(py, out.types),
+            PyArray1::from_vec(py, offsets),
+            PyArray1::from_vec(py, out.labels),
+        ))
+    }
+
+    /// NSP/SOP instances of one batch of documents (see `rust/pairs.rs`). Returns
+    /// `(input_ids values, token type values, offsets, labels)`.
+    #[pyfunction]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (doc_offsets, sent_offsets, tokens, max_num_tokens, short_seq_prob,
+        nsp_probability, sop, key_words, dupe_factor, prefix, middle, suffix, prefix_types,
+        middle_types, suffix_types, a_type, b_type))]
+    pub fn pair_instances<'py>(
+        py: Python<'py>,
+        doc_offsets: PyReadonlyArray1<i64>,
+        sent_offsets: PyReadonlyArray1<i64>,
+        tokens: &Bound<'py, PyAny>,
+        max_num_tokens: usize,
+        short_seq_prob: f64,
+        nsp_probability: f64,
+        sop: bool,
+        key_words: PyReadonlyArray1<u32>,
+        dupe_factor: u32,
+        prefix: Vec<i64>,
+        middle: Vec<i64>,
+        suffix: Vec<i64>,
+        prefix_types: Vec<u8>,
+        middle_types: Vec<u8>,
+        suffix_types: Vec<u8>,
+        a_type: u8,
+        b_type: u8,
+    ) -> PyResult<PairArrays<'py>> {
+        for (name, p) in [
+            ("short_seq_prob", short_seq_prob),
+            ("nsp_probability", nsp_probability),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(
+                    KernelError::Config(format!("{name} must be in [0, 1], got {p}")).into(),
+                );
+            }
+        }
+        let doc_offsets = to_usize(slice(&doc_offsets, "doc_offsets")?, "doc_offsets")?;
+        let sent_offsets = to_usize(slice(&sent_offsets, "sent_offsets")?, "sent_offsets")?;
+        let key_words = slice(&key_words, "key_words")?;
+        let spec = PairSpec {
+            max_num_tokens,
+            short_seq: rng::threshold(short_seq_prob),
+            random_next: rng::threshold(nsp_probability),
+            task: if sop { Task::Sop } else { Task::Nsp },
+            key_words,
+            dupe_factor,
+        };
+        let tpl = Template {
+            prefix: &prefix,
+            middle: &middle,
+            suffix: &suffix,
+            prefix_types: &prefix_types,
+            middle_types: &middle_types,
+            suffix_types: &suffix_types,
+            a_type,
+            b_type,
+        };
+        if tokens.cast::<PyArray1<i64>>().is_ok() {
+            pairs_typed::<i64>(py, tokens, &doc_offsets, &sent_offsets, &spec, &tpl)
+        } else if tokens.cast::<PyArray1<i32>>().is_ok() {
+            pairs_typed::<i32>(py, tokens, &doc_offsets, &sent_offsets, &spec, &tpl)
+        } else if tokens.cast::<PyArray1<u32>>().is_ok() {
+            pairs_typed::<u32>(py, tokens, &doc_offsets, &sent_offsets, &spec, &tpl)
+        } else if tokens.cast::<PyArray1<u16>>().is_ok() {
+            pairs_typed::<u16>(py, tokens, &doc_offsets, &sent_offsets, &spec, &tpl)
+        } else if tokens.cast::<PyArray1<i16>>().is_ok() {
+            pairs_typed::<i16>(py, tokens, &doc_offsets, &sent_offsets, &spec, &tpl)
+        } else {
+            Err(PyTypeError::new_err(
+                "tokens must be a 1-D numpy array of int64, int32, uint32, uint16 or int16",
+            ))
+        }
+    }
+
+    pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add_class::<GroupPlan>()?;
+        m.add_function(wrap_pyfunction!(group_plan, m)?)?;
+        m.add_function(wrap_pyfunction!(group_apply, m)?)?;
+        m.add_function(wrap_pyfunction!(pair_instances, m)?)?;
+        m.add("LANE_TARGET", pairs::LANE_TARGET)?;
+        m.add("LANE_SPLIT", pairs::LANE_SPLIT)?;
+        m.add("LANE_NEXT", pairs::LANE_NEXT)?;
+        m.add("LANE_OTHER_DOC", pairs::LANE_OTHER_DOC)?;
+        m.add("LANE_OTHER_START", pairs::LANE_OTHER_START)?;
+        m.add("LANE_TRUNCATE", pairs::LANE_TRUNCATE)?;
+        Ok(())
+    }
 }
