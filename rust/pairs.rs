@@ -20,7 +20,7 @@
 //! Differences from Google: the random document is drawn uniformly from the *other* documents of
 //! the batch (Google tries 10 times to avoid its own); every draw comes from a counter-based
 //! stream keyed by `(key words, pass, document content)` (see `rng`), so results are a pure
-//! function of the seed and the batch. Each draw uses its own lane and counter:
+//! function of the seed and the batch (see `doc_key`). Each draw uses its own lane and counter:
 //! `LANE_TARGET` (0: short?, 1: length), and per chunk `k`: `LANE_SPLIT`, `LANE_NEXT`,
 //! `LANE_OTHER_DOC`, `LANE_OTHER_START`; `LANE_TRUNCATE` counts removed tokens across the document.
 
@@ -121,14 +121,12 @@ fn check_offsets(name: &str, offsets: &[usize], end: usize) -> Result<(), Kernel
 /// Non-empty sentences of each document: `(start, len)` token ranges and per-document ranges
 /// into them.
 fn sentences<T>(docs: &Docs<T>) -> Result<(Vec<Span>, Vec<usize>), KernelError> {
-    check_offsets(
-        "document offsets",
-        docs.doc_offsets,
-        docs.sent_offsets.len() - 1,
-    )?;
+    // Sentence offsets first: they are known to be non-empty below.
     check_offsets("sentence offsets", docs.sent_offsets, docs.tokens.len())?;
+    let n_sentences = docs.sent_offsets.len() - 1;
+    check_offsets("document offsets", docs.doc_offsets, n_sentences)?;
     let n_docs = docs.doc_offsets.len() - 1;
-    let mut spans = Vec::with_capacity(docs.sent_offsets.len() - 1);
+    let mut spans = Vec::with_capacity(n_sentences);
     let mut ranges = Vec::with_capacity(n_docs + 1);
     ranges.push(0);
     for d in 0..n_docs {
@@ -156,6 +154,13 @@ fn sentences<T>(docs: &Docs<T>) -> Result<(Vec<Span>, Vec<usize>), KernelError> 
     Ok((spans, ranges))
 }
 
+/// Multiplier of the content sums in `doc_key`.
+pub const CONTENT_MUL: u32 = 0x9E37_79B1;
+
+/// A document's key: MurmurHash3 of `key_words ++ [pass, n_sentences] ++ sentence lengths ++
+/// [c0, c1, c2, c3]`, where `cj` folds the tokens at positions `i % 4 == j` of the document as
+/// `cj = cj * CONTENT_MUL + token (mod 2^32)`, starting from `cj = j` (four independent chains
+/// of one multiply-add per token: cheap next to the copying).
 fn doc_key<T: TokenId>(key_words: &[u32], pass: u32, sents: &[Span], tokens: &[T]) -> u32 {
     let mut m = Murmur::new(0);
     key_words.iter().for_each(|&w| m.push(w));
@@ -164,11 +169,22 @@ fn doc_key<T: TokenId>(key_words: &[u32], pass: u32, sents: &[Span], tokens: &[T
     for s in sents {
         m.push(s.len as u32);
     }
-    for s in sents {
-        for &t in &tokens[s.start..s.start + s.len] {
-            m.push(t.to_i64() as u32);
-        }
+    // Non-empty sentences of a document are contiguous in the token buffer.
+    let (first, last) = (sents[0], sents[sents.len() - 1]);
+    let content = &tokens[first.start..last.start + last.len];
+    let mut c = [0u32, 1, 2, 3];
+    let fold = |h: u32, t: T| h.wrapping_mul(CONTENT_MUL).wrapping_add(t.to_i64() as u32);
+    let mut quads = content.chunks_exact(4);
+    for q in &mut quads {
+        c[0] = fold(c[0], q[0]);
+        c[1] = fold(c[1], q[1]);
+        c[2] = fold(c[2], q[2]);
+        c[3] = fold(c[3], q[3]);
     }
+    for (j, &t) in quads.remainder().iter().enumerate() {
+        c[j] = fold(c[j], t);
+    }
+    c.iter().for_each(|&h| m.push(h));
     m.finish()
 }
 
@@ -194,18 +210,45 @@ impl Lanes {
     }
 }
 
-const HALF: u64 = 1 << 31;
-
-/// Trim the longer side (B on ties) at a random end until both fit in `max` tokens.
+/// Trim the longer side (B on ties) at a random end until both fit in `max` tokens: Google's
+/// loop, one token per step, where step `t` removes the first token when draw `counter + t` of
+/// the lane is below one half and the last one otherwise.
+///
+/// The side each step trims depends only on the lengths, so it is computed directly: first the
+/// longer side alone until both are equal, then B, A, B, A, ... (B on ties); only the coins are
+/// drawn, in a branch-free loop.
 fn truncate_pair(a: &mut Span, b: &mut Span, max: usize, lane: &Lane, counter: &mut u32) {
-    while a.len + b.len > max {
-        let side = if a.len > b.len { &mut *a } else { &mut *b };
-        if below(lane.at(*counter), HALF) {
-            side.start += 1;
-        }
-        side.len -= 1;
-        *counter = counter.wrapping_add(1);
+    let excess = (a.len + b.len).saturating_sub(max);
+    if excess == 0 {
+        return;
     }
+    let c = *counter;
+    let fronts = |from: usize, n: usize, stride: usize| -> usize {
+        (0..n)
+            .map(|j| (lane.at(c.wrapping_add((from + j * stride) as u32)) >> 31 == 0) as usize)
+            .sum()
+    };
+    let (mut cut_a, mut cut_b) = (0usize, 0usize);
+    let (mut front_a, mut front_b) = (0usize, 0usize);
+    let first = excess.min(a.len.abs_diff(b.len));
+    if a.len > b.len {
+        cut_a += first;
+        front_a += fronts(0, first, 1);
+    } else {
+        cut_b += first;
+        front_b += fronts(0, first, 1);
+    }
+    let rest = excess - first;
+    let (steps_b, steps_a) = (rest.div_ceil(2), rest / 2);
+    cut_b += steps_b;
+    front_b += fronts(first, steps_b, 2);
+    cut_a += steps_a;
+    front_a += fronts(first + 1, steps_a, 2);
+    a.start += front_a;
+    a.len -= cut_a;
+    b.start += front_b;
+    b.len -= cut_b;
+    *counter = c.wrapping_add(excess as u32);
 }
 
 struct Writer<'a, 't, T> {
@@ -287,6 +330,10 @@ pub fn instances<T: TokenId + TryFrom<i64>>(
         suffix: convert(tpl.suffix)?,
     };
     let max = spec.max_num_tokens;
+    // Random-next pairs reuse sentences, so the output is usually larger than the input.
+    let expect = 2 * docs.tokens.len() * spec.dupe_factor as usize;
+    w.out.ids.reserve(expect);
+    w.out.types.reserve(expect);
     for pass in 0..spec.dupe_factor {
         for d in 0..n_docs {
             let sents = &spans[ranges[d]..ranges[d + 1]];
@@ -511,6 +558,19 @@ mod tests {
             tokens: &toks,
         };
         assert!(instances(&bad, &spec(8, Task::Nsp, &[1]), &BERT).is_err());
+        let no_sentence_offsets = Docs {
+            doc_offsets: &[0],
+            sent_offsets: &[],
+            tokens: &toks,
+        };
+        assert!(instances(&no_sentence_offsets, &spec(8, Task::Nsp, &[1]), &BERT).is_err());
+        let empty = Docs {
+            doc_offsets: &[0],
+            sent_offsets: &[0],
+            tokens: &[] as &[i64],
+        };
+        let none = instances(&empty, &spec(8, Task::Nsp, &[1]), &BERT).unwrap();
+        assert!(none.labels.is_empty() && none.offsets == vec![0]);
         let small: Vec<u8> = vec![1, 2, 3, 4];
         let u8docs = Docs {
             doc_offsets: &[0, 2],
@@ -524,6 +584,51 @@ mod tests {
         };
         assert!(instances(&u8docs, &spec(8, Task::Nsp, &[1]), &tpl).is_err());
         assert!(instances(&u8docs, &spec(8, Task::Nsp, &[1]), &BERT).is_ok());
+    }
+
+    #[test]
+    fn truncation_matches_the_step_by_step_loop() {
+        let lane = Lane::new(99, LANE_TRUNCATE);
+        for la in 1..30usize {
+            for lb in 1..30usize {
+                for max in 2..40usize {
+                    for c0 in [0u32, 5, u32::MAX - 3] {
+                        let (mut a, mut b) = (
+                            Span {
+                                start: 100,
+                                len: la,
+                            },
+                            Span {
+                                start: 500,
+                                len: lb,
+                            },
+                        );
+                        let mut c = c0;
+                        truncate_pair(&mut a, &mut b, max, &lane, &mut c);
+                        let (mut ea, mut eb) = (
+                            Span {
+                                start: 100,
+                                len: la,
+                            },
+                            Span {
+                                start: 500,
+                                len: lb,
+                            },
+                        );
+                        let mut ec = c0;
+                        while ea.len + eb.len > max {
+                            let side = if ea.len > eb.len { &mut ea } else { &mut eb };
+                            if below(lane.at(ec), 1 << 31) {
+                                side.start += 1;
+                            }
+                            side.len -= 1;
+                            ec = ec.wrapping_add(1);
+                        }
+                        assert_eq!((a, b, c), (ea, eb, ec), "{la} {lb} {max} {c0}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
