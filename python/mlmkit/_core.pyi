@@ -17,6 +17,19 @@ __all__ = [
 ]
 # Whole-word and span masking.
 __all__ += ["LANE_SPAN_LENGTH", "LANE_SPAN_PHASE", "span_tables"]
+# Corpus preprocessing (issue 4).
+__all__ += [
+    "GroupPlan",
+    "LANE_NEXT",
+    "LANE_OTHER_DOC",
+    "LANE_OTHER_START",
+    "LANE_SPLIT",
+    "LANE_TARGET",
+    "LANE_TRUNCATE",
+    "group_apply",
+    "group_plan",
+    "pair_instances",
+]
 
 LANE_SELECT: int
 LANE_REPLACE: int
@@ -64,3 +77,63 @@ LANE_SPAN_PHASE: int
 def span_tables(
     units: str, probability: float, span_geometric_p: float, max_length: int
 ) -> tuple[int, np.ndarray, np.ndarray]: ...
+# -- corpus preprocessing (issue 4) ------------------------------------------------------------
+
+LANE_TARGET: int
+LANE_SPLIT: int
+LANE_NEXT: int
+LANE_OTHER_DOC: int
+LANE_OTHER_START: int
+LANE_TRUNCATE: int
+
+class GroupPlan:
+    """Where each block of a grouped batch comes from."""
+
+    @property
+    def n_blocks(self) -> int: ...
+    @property
+    def out_len(self) -> int: ...
+    @property
+    def source_tokens(self) -> int: ...
+    @property
+    def dropped_tokens(self) -> int: ...
+    def offsets(self) -> np.ndarray: ...
+
+def group_plan(
+    offset_chunks: list[np.ndarray],
+    block_size: int,
+    prefix: int,
+    suffix: int,
+    separator: bool,
+    tail: str,
+) -> GroupPlan: ...
+def group_apply(
+    plan: GroupPlan,
+    chunks: list[np.ndarray],
+    like: np.ndarray,
+    constant: int | None,
+    prefix: list[int],
+    suffix: list[int],
+    separator: int,
+    pad: int,
+    column: str,
+) -> np.ndarray: ...
+def pair_instances(
+    doc_offsets: np.ndarray,
+    sent_offsets: np.ndarray,
+    tokens: np.ndarray,
+    max_num_tokens: int,
+    short_seq_prob: float,
+    nsp_probability: float,
+    sop: bool,
+    key_words: np.ndarray,
+    dupe_factor: int,
+    prefix: list[int],
+    middle: list[int],
+    suffix: list[int],
+    prefix_types: list[int],
+    middle_types: list[int],
+    suffix_types: list[int],
+    a_type: int,
+    b_type: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
