@@ -15,3 +15,10 @@ from . import metrics  # noqa: E402
 from .callback import FixedMaskPerplexityCallback  # noqa: E402
 
 __all__ += ["FixedMaskPerplexityCallback", "metrics"]
+
+# Corpus preprocessing (issue 4).
+from .corpus import load_sentence_corpus  # noqa: E402
+from .grouping import GroupTexts  # noqa: E402
+from .pairs import SentencePairs  # noqa: E402
+
+__all__ += ["GroupTexts", "SentencePairs", "load_sentence_corpus"]
