@@ -1,34 +1,39 @@
 """Chunk grouping: `mlmkit.GroupTexts` against a pure pyarrow/NumPy implementation and
 run_mlm.py's `itertools.chain` `group_texts`, on the same synthetic tokenized corpus.
 
-Two settings, each one pytest-benchmark group:
+Two settings, each one benchmark group:
 * plain: run_mlm.py's grouping (no separators, no special tokens, tail dropped), block 512;
 * bert: `[CLS] ... [SEP]` around every block, `[SEP]` between documents, tail padded, block 512.
+A third group times GroupTexts alone for several map batch sizes and records how much text the
+dropped tails lose, and how much padding the padded ones add.
 
-Smoke run (CI): `pytest benchmarks/test_bench_grouping.py` (tiny corpus, each function once, and
-the implementations are checked to agree). Measured run (>= 50 M tokens):
-    MLMKIT_BENCH_FULL=1 python benchmarks/test_bench_grouping.py
-prints the table recorded in benchmarks/RESULTS.md: least CPU and wall time of several repeats,
-all in one process and one run. Every implementation gets its batches in its natural format,
-prepared beforehand, as `datasets.map` hands them (a `pa.Table` slice for mlmkit and
-pyarrow/NumPy, Python lists for run_mlm.py), and each output is dropped after its batch, as
-`datasets.map` does once it is written. pytest-benchmark can time the same functions with
-    MLMKIT_BENCH_FULL=1 pytest benchmarks/test_bench_grouping.py --benchmark-enable --benchmark-only
+Every implementation gets its map batches in its natural format, prepared beforehand, as
+`datasets.map` hands them (a `pa.Table` slice for mlmkit and pyarrow/NumPy, a dict of Python
+lists for run_mlm.py), and each output is dropped after its batch, as `datasets.map` does once it
+has written it. `test_implementations_agree` checks that all three give the same blocks.
+
+By default (CI smoke run, `--benchmark-disable`) the corpus is tiny and each function runs once.
+The figures in benchmarks/RESULTS.md (>= 50 M tokens) come from
+
+    MLMKIT_BENCH_FULL=1 pytest benchmarks/test_bench_grouping.py --benchmark-enable \
+        --benchmark-only --benchmark-timer=time.process_time \
+        --benchmark-json=.benchmarks/grouping.json
+    python benchmarks/ratios.py .benchmarks/grouping.json
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from itertools import chain
 from typing import Any
 
-import mlmkit
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+
+import mlmkit
 
 FULL = os.environ.get("MLMKIT_BENCH_FULL") == "1"
 N_DOCS = 50_000 if FULL else 200
@@ -160,6 +165,11 @@ def numpy_group_bert(table: pa.Table, block: int = BLOCK) -> pa.Table:
 PLAIN = mlmkit.GroupTexts(BLOCK)
 BERT = mlmkit.GroupTexts(BLOCK, separator=SEP, prefix=(CLS,), suffix=(SEP,), tail="pad", pad_id=PAD)
 
+SETTINGS: dict[str, dict[str, Callable[[Any], Any]]] = {
+    "plain": {"mlmkit": PLAIN, "pyarrow_numpy": numpy_group_plain, "chain": run_mlm_group_texts},
+    "bert": {"mlmkit": BERT, "pyarrow_numpy": numpy_group_bert, "chain": chain_group_bert},
+}
+
 
 def run_all(fn: Callable[[Any], Any], batches: list) -> list:
     return [fn(b) for b in batches]
@@ -167,7 +177,7 @@ def run_all(fn: Callable[[Any], Any], batches: list) -> list:
 
 def stream(fn: Callable[[Any], Any], batches: list) -> int:
     """Apply `fn` to every batch and drop each output once counted, as `datasets.map` does
-    after writing it (what is timed)."""
+    after writing it (what is timed). Returns the number of blocks."""
     rows = 0
     for b in batches:
         out = fn(b)
@@ -175,129 +185,81 @@ def stream(fn: Callable[[Any], Any], batches: list) -> int:
     return rows
 
 
-def _tables_equal(a: list[pa.Table], b: list[pa.Table]) -> bool:
-    return all(x.to_pydict() == y.to_pydict() for x, y in zip(a, b, strict=True))
-
-
 @pytest.fixture(scope="module")
 def corpus() -> dict[str, Any]:
     table = synthetic_corpus()
     batches = arrow_batches(table)
-    return {"arrow": batches, "python": python_batches(batches)}
+    return {
+        "table": table,
+        "arrow": batches,
+        "python": python_batches(batches),
+        "tokens": len(pc.list_flatten(table.column("input_ids"))),
+    }
 
 
-@pytest.mark.benchmark(group="grouping-plain")
-def test_plain_mlmkit(benchmark, corpus):
-    benchmark(stream, PLAIN, corpus["arrow"])
-    out = run_all(PLAIN, corpus["arrow"])
-    assert _tables_equal(out, run_all(numpy_group_plain, corpus["arrow"]))
-    assert [o.to_pydict() for o in out] == [run_mlm_group_texts(b) for b in corpus["python"]]
-
-
-@pytest.mark.benchmark(group="grouping-plain")
-def test_plain_numpy(benchmark, corpus):
-    benchmark(stream, numpy_group_plain, corpus["arrow"])
-
-
-@pytest.mark.benchmark(group="grouping-plain")
-def test_plain_run_mlm_chain(benchmark, corpus):
-    benchmark(stream, run_mlm_group_texts, corpus["python"])
-
-
-@pytest.mark.benchmark(group="grouping-bert")
-def test_bert_mlmkit(benchmark, corpus):
-    benchmark(stream, BERT, corpus["arrow"])
-    out = run_all(BERT, corpus["arrow"])
-    assert _tables_equal(out, run_all(numpy_group_bert, corpus["arrow"]))
-    assert [o.to_pydict() for o in out] == [chain_group_bert(b) for b in corpus["python"]]
-
-
-@pytest.mark.benchmark(group="grouping-bert")
-def test_bert_numpy(benchmark, corpus):
-    benchmark(stream, numpy_group_bert, corpus["arrow"])
-
-
-@pytest.mark.benchmark(group="grouping-bert")
-def test_bert_chain(benchmark, corpus):
-    benchmark(stream, chain_group_bert, corpus["python"])
-
-
-# -- script: the ratio table -----------------------------------------------------------------
-
-
-def _best(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
-    """Least CPU time and least wall time of `repeats` runs. The process is single-threaded, so
-    its CPU time is the work done; wall time also counts the time other programs on this
-    shared machine held the cores."""
-    cpu = wall = float("inf")
-    for _ in range(repeats):
-        c0, w0 = time.process_time(), time.perf_counter()
-        fn()
-        cpu = min(cpu, time.process_time() - c0)
-        wall = min(wall, time.perf_counter() - w0)
-    return cpu, wall
-
-
-def main() -> None:
-    table = synthetic_corpus()
-    n_tokens = len(pc.list_flatten(table.column("input_ids")))
-    batches = arrow_batches(table)
-    py = python_batches(batches)
-    print(
-        f"corpus: {len(table)} documents, {n_tokens / 1e6:.1f} M tokens, columns {COLUMNS}, "
-        f"map batches of {MAP_BATCH} documents, block {BLOCK}"
+def _group_name(setting: str, tokens: int) -> str:
+    return (
+        f"chunk grouping ({setting}), {tokens / 1e6:.1f} M tokens, block {BLOCK}, "
+        f"map batches of {MAP_BATCH} documents"
     )
-    rows = []
-    for setting, ours, numpy_fn, chain_fn in (
-        ("plain", PLAIN, numpy_group_plain, run_mlm_group_texts),
-        ("bert", BERT, numpy_group_bert, chain_group_bert),
-    ):
-        out = run_all(ours, batches)
-        assert _tables_equal(out, run_all(numpy_fn, batches)), setting
-        times = {
-            "mlmkit.GroupTexts (Arrow batches)": _best(lambda o=ours: stream(o, batches), 20),
-            "pyarrow/NumPy": _best(lambda f=numpy_fn: stream(f, batches), 20),
-            "itertools.chain (run_mlm.py)": _best(lambda f=chain_fn: stream(f, py), 2),
-        }
-        np_cpu, np_wall = times["pyarrow/NumPy"]
-        chain_cpu, chain_wall = times["itertools.chain (run_mlm.py)"]
-        for name, (cpu, wall) in times.items():
-            rows.append(
-                f"| {setting} | {name} | {cpu:.3f} | {n_tokens / cpu / 1e6:,.0f} | "
-                f"{np_cpu / cpu:.2f}x | {chain_cpu / cpu:.0f}x | {wall:.3f} | "
-                f"{np_wall / wall:.2f}x | {chain_wall / wall:.0f}x |"
-            )
-    print(
-        "| setting | implementation | CPU s | M tokens/s (CPU) | vs pyarrow/NumPy | vs chain "
-        "| wall s | vs pyarrow/NumPy (wall) | vs chain (wall) |"
+
+
+@pytest.mark.parametrize("name", ["chain", "pyarrow_numpy", "mlmkit"])
+@pytest.mark.parametrize("setting", ["plain", "bert"])
+def test_grouping(benchmark, corpus, setting, name):
+    benchmark.group = _group_name(setting, corpus["tokens"])
+    benchmark.extra_info.update(baseline=name != "mlmkit", tokens=corpus["tokens"])
+    fn = SETTINGS[setting][name]
+    batches = corpus["python" if name == "chain" else "arrow"]
+    if name == "chain" and FULL:  # ~10 s a round
+        blocks = benchmark.pedantic(stream, (fn, batches), rounds=3, iterations=1)
+    else:
+        blocks = benchmark(stream, fn, batches)
+    assert blocks == stream(SETTINGS[setting]["mlmkit"], corpus["arrow"]) > 0
+
+
+@pytest.mark.parametrize("setting", ["plain", "bert"])
+def test_implementations_agree(corpus, setting):
+    impl = SETTINGS[setting]
+    n = 3 if FULL else len(corpus["arrow"])  # the full corpus as Python lists is slow to compare
+    ours = [t.to_pydict() for t in run_all(impl["mlmkit"], corpus["arrow"][:n])]
+    assert ours == [t.to_pydict() for t in run_all(impl["pyarrow_numpy"], corpus["arrow"][:n])]
+    assert ours == run_all(impl["chain"], corpus["python"][:n])
+
+
+TAIL_CASES = [
+    f"tail={tail}, batch={n}"
+    for n in ([1000, 10_000, 50_000] if FULL else [50, 200])
+    for tail in ("drop", "pad")
+]
+
+
+@pytest.mark.parametrize("name", TAIL_CASES)
+def test_tail_loss(benchmark, corpus, name):
+    """GroupTexts by map batch size, with the text lost to dropped tails and the padding
+    added by padded ones (in extra_info)."""
+    tail, batch_docs = name.removeprefix("tail=").split(", batch=")
+    table = corpus["table"].select(["input_ids"])
+    batches = arrow_batches(table, int(batch_docs))
+    n_tokens = corpus["tokens"]
+    benchmark.group = (
+        f"tail handling by map batch size, {n_tokens / 1e6:.1f} M tokens, block {BLOCK}"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
-    print("\n".join(rows))
-    print()
-    _print_loss(table, n_tokens)
-
-
-def _print_loss(table: pa.Table, n_tokens: int) -> None:
-    """Text lost to dropped tails, and padding added, for a few map batch sizes."""
-    print("| map batch (documents) | tail | tokens in no block | padding tokens |")
-    print("|---|---|---|---|")
-    ids_only = table.select(["input_ids"])
-    for size in (1000, 10_000, 50_000):
-        for tail in ("drop", "pad"):
-            g = mlmkit.GroupTexts(BLOCK, tail=tail, pad_id=PAD)
-            kept = padded = 0
-            for b in arrow_batches(ids_only, size):
-                out = g(b)
-                kept += len(pc.list_flatten(out.column("input_ids")))
-                if tail == "pad":
-                    mask = pc.list_flatten(out.column("attention_mask")).to_numpy()
-                    padded += int((mask == 0).sum())
-            lost = n_tokens - (kept - padded)
-            print(
-                f"| {size} | {tail} | {lost:,} ({lost / n_tokens:.4%}) | "
-                f"{padded:,} ({padded / n_tokens:.4%}) |"
-            )
-
-
-if __name__ == "__main__":
-    main()
+    g = mlmkit.GroupTexts(BLOCK, tail=tail, pad_id=PAD)
+    benchmark(stream, g, batches)
+    kept = padded = 0
+    for b in batches:
+        out = g(b)
+        kept += len(pc.list_flatten(out.column("input_ids")))
+        if tail == "pad":
+            padded += int((pc.list_flatten(out.column("attention_mask")).to_numpy() == 0).sum())
+    lost = n_tokens - (kept - padded)
+    assert lost < len(batches) * BLOCK and (tail == "drop" or lost == 0)
+    benchmark.extra_info.update(
+        baseline=False,
+        tokens=n_tokens,
+        lost_tokens=lost,
+        lost_percent=round(100 * lost / n_tokens, 4),
+        padding_tokens=padded,
+        padding_percent=round(100 * padded / n_tokens, 4),
+    )

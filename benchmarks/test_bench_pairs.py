@@ -3,18 +3,22 @@ algorithm (`mlmkit.pairs_reference`, which keeps the shape of Google's
 `create_instances_from_document`), on the same synthetic corpus of token-id sentences.
 
 Baselines:
-* python (random.Random): the reference driven by Python's `random.Random`, as Google's script;
-* python (counter RNG): the reference with mlmkit's counter-based draws, which reproduces
-  SentencePairs exactly (checked) but spends extra time hashing documents in Python.
+* python_random: the reference driven by Python's `random.Random`, as Google's script;
+* python_counter: the reference with mlmkit's counter-based draws, which reproduces
+  SentencePairs exactly (`test_reference_reproduces_mlmkit`) but spends extra time hashing
+  documents in Python; not used for the ratio.
 
-Smoke run (CI): `pytest benchmarks/test_bench_pairs.py` (tiny corpus, each function once, outputs
-checked equal). Measured run:
-    MLMKIT_BENCH_FULL=1 python benchmarks/test_bench_pairs.py
-prints the table recorded in benchmarks/RESULTS.md (best of a few repeats, one process; each
-implementation gets its map batches prepared beforehand in its natural format: `pa.Table` slices
-for mlmkit, Python lists for the reference; each output is dropped after its batch, as
-`datasets.map` does once it is written). pytest-benchmark can time the same functions:
-    MLMKIT_BENCH_FULL=1 pytest benchmarks/test_bench_pairs.py --benchmark-enable --benchmark-only
+Each implementation gets its map batches prepared beforehand in its natural format (`pa.Table`
+slices for mlmkit, Python lists for the reference) and each output is dropped after its batch,
+as `datasets.map` does once it has written it.
+
+By default (CI smoke run, `--benchmark-disable`) the corpus is tiny and each function runs once.
+The figures in benchmarks/RESULTS.md come from
+
+    MLMKIT_BENCH_FULL=1 pytest benchmarks/test_bench_pairs.py --benchmark-enable \
+        --benchmark-only --benchmark-timer=time.process_time \
+        --benchmark-json=.benchmarks/pairs.json
+    python benchmarks/ratios.py .benchmarks/pairs.json
 """
 
 from __future__ import annotations
@@ -22,14 +26,14 @@ from __future__ import annotations
 import importlib.util
 import os
 import pathlib
-import time
 from collections.abc import Callable
 from typing import Any
 
-import mlmkit
 import numpy as np
 import pyarrow as pa
 import pytest
+
+import mlmkit
 from mlmkit.pairs_reference import sentence_pairs
 from mlmkit.templates import PairTemplate
 
@@ -107,75 +111,45 @@ def stream_python(batches: list[list], counter: bool = False) -> int:
 @pytest.fixture(scope="module")
 def corpus() -> dict[str, Any]:
     batches = arrow_batches(synthetic_documents())
-    return {"arrow": batches, "python": [b.column(0).to_pylist() for b in batches]}
+    python = [b.column(0).to_pylist() for b in batches]
+    tokens = sum(len(s) for b in python for d in b for s in d)
+    return {"arrow": batches, "python": python, "tokens": tokens}
 
 
-@pytest.mark.benchmark(group="pairs")
-def test_pairs_mlmkit(benchmark, corpus):
-    benchmark(stream_ours, corpus["arrow"])
-    out = run_ours(corpus["arrow"])
-    ref = run_python(corpus["python"], counter=True)
-    for o, r in zip(out, ref, strict=True):
-        assert o.column("input_ids").to_pylist() == r["input_ids"]
-        assert o.column("next_sentence_label").to_pylist() == r["label"]
+IMPLEMENTATIONS: dict[str, Callable[[Any], int]] = {
+    "python_random": stream_python,
+    "python_counter": lambda batches: stream_python(batches, counter=True),
+    "mlmkit": stream_ours,
+}
 
 
-@pytest.mark.benchmark(group="pairs")
-def test_pairs_python_random(benchmark, corpus):
-    assert benchmark(stream_python, corpus["python"]) > 0
-    out = run_python(corpus["python"])
-    assert all(len(ids) <= MAX_SEQ for o in out for ids in o["input_ids"])
-
-
-@pytest.mark.benchmark(group="pairs")
-def test_pairs_python_counter(benchmark, corpus):
-    benchmark(stream_python, corpus["python"], True)
-
-
-def _best(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
-    """Least CPU time and least wall time of `repeats` runs. The process is single-threaded, so
-    its CPU time is the work done; wall time also counts the time other programs on this
-    shared machine held the cores."""
-    cpu = wall = float("inf")
-    for _ in range(repeats):
-        c0, w0 = time.process_time(), time.perf_counter()
-        fn()
-        cpu = min(cpu, time.process_time() - c0)
-        wall = min(wall, time.perf_counter() - w0)
-    return cpu, wall
-
-
-def main() -> None:
-    table = synthetic_documents()
-    batches = arrow_batches(table)
-    py = [b.column(0).to_pylist() for b in batches]
-    n_sent = sum(len(d) for b in py for d in b)
-    n_tok = sum(len(s) for b in py for d in b for s in d)
-    out = run_ours(batches)
-    n_inst = sum(len(o) for o in out)
-    ref = run_python(py, counter=True)
-    assert [o.column("input_ids").to_pylist() for o in out] == [r["input_ids"] for r in ref]
-    print(
-        f"corpus: {len(table)} documents, {n_sent:,} sentences, {n_tok / 1e6:.1f} M tokens; "
-        f"map batches of {MAP_BATCH} documents; max_seq_length {MAX_SEQ}; {n_inst:,} instances"
+@pytest.mark.parametrize("name", list(IMPLEMENTATIONS))
+def test_pairs(benchmark, corpus, name):
+    benchmark.group = (
+        f"NSP pairs, {corpus['tokens'] / 1e6:.1f} M tokens, max_seq_length {MAX_SEQ}, "
+        f"map batches of {MAP_BATCH} documents"
     )
-    times = {
-        "mlmkit.SentencePairs (Arrow batches)": _best(lambda: stream_ours(batches), 20),
-        "python, random.Random (Google's RNG)": _best(lambda: stream_python(py), 3),
-        "python, counter RNG (exact oracle)": _best(lambda: stream_python(py, True), 1),
-    }
-    base_cpu, base_wall = times["python, random.Random (Google's RNG)"]
-    print(
-        "| implementation | CPU s | M tokens/s (CPU) | instances/s (CPU) | vs python "
-        "(random.Random) | wall s | vs python (wall) |"
-    )
-    print("|---|---|---|---|---|---|---|")
-    for name, (cpu, wall) in times.items():
-        print(
-            f"| {name} | {cpu:.3f} | {n_tok / cpu / 1e6:,.1f} | {n_inst / cpu:,.0f} | "
-            f"{base_cpu / cpu:.1f}x | {wall:.3f} | {base_wall / wall:.1f}x |"
-        )
+    benchmark.extra_info.update(baseline=name == "python_random", tokens=corpus["tokens"])
+    batches = corpus["arrow" if name == "mlmkit" else "python"]
+    fn = IMPLEMENTATIONS[name]
+    if name != "mlmkit" and FULL:  # seconds a round
+        n = benchmark.pedantic(fn, (batches,), rounds=3, iterations=1)
+    else:
+        n = benchmark(fn, batches)
+    benchmark.extra_info["instances"] = n
+    if name == "python_random":  # other draws, so another number of instances
+        assert n > 0
+    else:
+        assert n == stream_ours(corpus["arrow"])
 
 
-if __name__ == "__main__":
-    main()
+def test_reference_reproduces_mlmkit(corpus):
+    n = 2 if FULL else len(corpus["arrow"])
+    for ours, ref in zip(
+        run_ours(corpus["arrow"][:n]), run_python(corpus["python"][:n], counter=True), strict=True
+    ):
+        assert ours.column("input_ids").to_pylist() == ref["input_ids"]
+        assert ours.column("token_type_ids").to_pylist() == ref["token_type_ids"]
+        assert ours.column("next_sentence_label").to_pylist() == ref["label"]
+    for out in run_python(corpus["python"][:n]):
+        assert all(len(ids) <= MAX_SEQ for ids in out["input_ids"])

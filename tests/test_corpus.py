@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 
-import mlmkit
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+import mlmkit
 from mlmkit import corpus as corpus_module
 from mlmkit import load_sentence_corpus
 

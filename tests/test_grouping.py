@@ -10,12 +10,13 @@ import sys
 import textwrap
 
 import datasets
-import mlmkit
 import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import mlmkit
 from mlmkit import GroupTexts
 
 DEFAULT_FILL = {"attention_mask": (1, 0), "word_ids": (None, None), "special_tokens_mask": (1, 1)}

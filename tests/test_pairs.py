@@ -7,14 +7,17 @@ import math
 import pickle
 
 import datasets
-import mlmkit
 import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import mlmkit
 from mlmkit import SentencePairs
 from mlmkit.pairs_reference import sentence_pairs
+
+from .conftest import CORPUS
 
 Z999 = 3.2905  # two-sided 99.9 % normal quantile
 
@@ -314,7 +317,6 @@ def test_tokenizer_without_special_tokens():
 
 def test_trains_bert_for_pretraining(bert_tokenizer, tmp_path):
     import torch
-    from conftest import CORPUS
     from transformers import BertConfig, BertForPreTraining, Trainer, TrainingArguments
 
     sentences = sorted(set(CORPUS))
@@ -362,7 +364,12 @@ def test_trains_bert_for_pretraining(bert_tokenizer, tmp_path):
         disable_tqdm=True,
     )
     trainer = Trainer(model=model, args=args, train_dataset=pairs, data_collator=collator)
-    trainer.train()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model: more threads only contend on a shared machine
+    try:
+        trainer.train()
+    finally:
+        torch.set_num_threads(threads)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     assert len(losses) == 20
     assert all(math.isfinite(v) for v in losses)

@@ -1,6 +1,6 @@
 """Private compiled kernels of mlmkit (hand-written stub)."""
 
-from typing import Any
+from typing import Any, final
 
 import numpy as np
 
@@ -77,6 +77,7 @@ LANE_SPAN_PHASE: int
 def span_tables(
     units: str, probability: float, span_geometric_p: float, max_length: int
 ) -> tuple[int, np.ndarray, np.ndarray]: ...
+
 # -- corpus preprocessing (issue 4) ------------------------------------------------------------
 
 LANE_TARGET: int
@@ -86,6 +87,7 @@ LANE_OTHER_DOC: int
 LANE_OTHER_START: int
 LANE_TRUNCATE: int
 
+@final
 class GroupPlan:
     """Where each block of a grouped batch comes from."""
 
