@@ -97,9 +97,28 @@ pub struct Plan {
     pub out_len: usize,
 }
 
+/// List offsets as Arrow stores them: int32 (`list`) or int64 (`large_list`).
+pub trait Offset: Copy + Send + Sync {
+    fn get(self) -> i64;
+}
+
+impl Offset for i32 {
+    #[inline(always)]
+    fn get(self) -> i64 {
+        self as i64
+    }
+}
+
+impl Offset for i64 {
+    #[inline(always)]
+    fn get(self) -> i64 {
+        self
+    }
+}
+
 /// Check one chunk's list offsets and return its document lengths' total.
-fn chunk_total(chunk: usize, offsets: &[i64]) -> Result<usize, KernelError> {
-    let Some(&first) = offsets.first() else {
+fn chunk_total<O: Offset>(chunk: usize, offsets: &[O]) -> Result<usize, KernelError> {
+    let Some(first) = offsets.first().map(|o| o.get()) else {
         return Err(KernelError::Shape(format!(
             "chunk {chunk} has no offsets (a list array of n rows has n + 1)"
         )));
@@ -110,14 +129,15 @@ fn chunk_total(chunk: usize, offsets: &[i64]) -> Result<usize, KernelError> {
         )));
     }
     for (row, w) in offsets.windows(2).enumerate() {
-        if w[1] < w[0] {
+        if w[1].get() < w[0].get() {
             return Err(KernelError::Shape(format!(
                 "chunk {chunk} offsets decrease at row {row} ({} -> {})",
-                w[0], w[1]
+                w[0].get(),
+                w[1].get()
             )));
         }
     }
-    Ok((offsets[offsets.len() - 1] - first) as usize)
+    Ok((offsets[offsets.len() - 1].get() - first) as usize)
 }
 
 struct Builder {
@@ -177,8 +197,9 @@ impl Builder {
     }
 }
 
-/// Cut the documents given by each chunk's list offsets into blocks.
-pub fn plan(layout: Layout, chunks: &[&[i64]]) -> Result<Plan, KernelError> {
+/// Cut the documents given by each chunk's list offsets into blocks. A chunk's offsets may start
+/// anywhere (a slice of a list array); positions in the plan are relative to its first offset.
+pub fn plan<O: Offset>(layout: Layout, chunks: &[&[O]]) -> Result<Plan, KernelError> {
     let chunk_lens = chunks
         .iter()
         .enumerate()
@@ -195,9 +216,10 @@ pub fn plan(layout: Layout, chunks: &[&[i64]]) -> Result<Plan, KernelError> {
     let mut source_tokens = 0usize;
     let mut any = false;
     for (c, offsets) in chunks.iter().enumerate() {
-        let base = offsets[0];
+        let base = offsets[0].get();
         for w in offsets.windows(2) {
-            let len = (w[1] - w[0]) as usize;
+            let (start, end) = (w[0].get(), w[1].get());
+            let len = (end - start) as usize;
             if len == 0 {
                 continue;
             }
@@ -205,7 +227,7 @@ pub fn plan(layout: Layout, chunks: &[&[i64]]) -> Result<Plan, KernelError> {
                 b.push(Run::Separator, 1);
             }
             any = true;
-            b.tokens(c, (w[0] - base) as usize, len);
+            b.tokens(c, (start - base) as usize, len);
             source_tokens += len;
         }
     }
@@ -404,8 +426,8 @@ mod tests {
         let a = [0i64, 1, 2, 3, 4, 5];
         let b = [10i64, 11, 12];
         // chunk 0 is a slice of its values starting at offset 2: docs [2,3] and [4]
-        let off_a = [2i64, 4, 5];
-        let off_b = [0i64, 3];
+        let off_a = [2i32, 4, 5];
+        let off_b = [0i32, 3];
         let plan = plan(l, &[&off_a, &off_b]).unwrap();
         let fill = Fill {
             prefix: &[],
@@ -436,10 +458,10 @@ mod tests {
         assert!(Layout::new(0, 0, 0, false, Tail::Drop).is_err());
         assert!(Layout::new(2, 1, 1, false, Tail::Drop).is_err());
         let l = Layout::new(3, 0, 0, false, Tail::Drop).unwrap();
-        assert!(plan(l, &[&[3, 2]]).is_err());
-        assert!(plan(l, &[&[]]).is_err());
-        assert!(plan(l, &[&[-1, 2]]).is_err());
-        let p = plan(l, &[&[0, 3]]).unwrap();
+        assert!(plan(l, &[&[3i64, 2]]).is_err());
+        assert!(plan::<i32>(l, &[&[]]).is_err());
+        assert!(plan(l, &[&[-1i32, 2]]).is_err());
+        let p = plan(l, &[&[0i64, 3]]).unwrap();
         let fill = Fill {
             prefix: &[],
             suffix: &[],

@@ -509,7 +509,7 @@ mod corpus {
     use pyo3::prelude::*;
 
     use crate::error::KernelError;
-    use crate::grouping::{self, Fill, Layout, Plan, Source, Tail};
+    use crate::grouping::{self, Fill, Layout, Offset, Plan, Source, Tail};
     use crate::padding::TokenId;
     use crate::pairs::{self, Docs, PairSpec, Task, Template};
     use crate::rng;
@@ -605,11 +605,33 @@ mod corpus {
         }
     }
 
+    fn plan_typed<O: Offset + numpy::Element>(
+        py: Python<'_>,
+        layout: Layout,
+        offset_chunks: &[Bound<'_, PyAny>],
+    ) -> PyResult<Plan> {
+        let arrays = offset_chunks
+            .iter()
+            .map(|c| {
+                c.cast::<PyArray1<O>>().map(|a| a.readonly()).map_err(|_| {
+                    PyTypeError::new_err("offsets must be 1-D numpy arrays, all int32 or all int64")
+                })
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        let slices = arrays
+            .iter()
+            .map(|a| slice(a, "offsets"))
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok(py.detach(|| grouping::plan(layout, &slices))?)
+    }
+
+    /// Plan the blocks of a batch from each chunk's list offsets (int32 or int64, as Arrow
+    /// stores them; slices of a list array are fine: positions are relative to the first).
     #[pyfunction]
     #[pyo3(signature = (offset_chunks, block_size, prefix, suffix, separator, tail))]
     pub fn group_plan(
         py: Python<'_>,
-        offset_chunks: Vec<PyReadonlyArray1<i64>>,
+        offset_chunks: Vec<Bound<'_, PyAny>>,
         block_size: usize,
         prefix: usize,
         suffix: usize,
@@ -627,11 +649,14 @@ mod corpus {
             }
         };
         let layout = Layout::new(block_size, prefix, suffix, separator, tail)?;
-        let slices = offset_chunks
-            .iter()
-            .map(|a| slice(a, "offsets"))
-            .collect::<PyResult<Vec<_>>>()?;
-        let plan = py.detach(|| grouping::plan(layout, &slices))?;
+        let int32 = offset_chunks
+            .first()
+            .is_some_and(|c| c.cast::<PyArray1<i32>>().is_ok());
+        let plan = if int32 {
+            plan_typed::<i32>(py, layout, &offset_chunks)?
+        } else {
+            plan_typed::<i64>(py, layout, &offset_chunks)?
+        };
         Ok(GroupPlan { plan })
     }
 

@@ -6,6 +6,7 @@ the whole child array. Everything here works on the row range the slice covers."
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,10 +20,18 @@ _INT32_MAX = 2**31 - 1
 
 @dataclass
 class FlatList:
-    """Rows `values[offsets[i] : offsets[i + 1]]`; `offsets` (int64) starts at 0."""
+    """Rows `values[offsets[i] : offsets[i + 1]]`.
 
-    offsets: np.ndarray
+    `raw_offsets` are the list array's own offsets (a zero-copy view, int32 or int64, starting
+    wherever the slice starts); `offsets` are the same shifted to start at 0, as int64."""
+
+    raw_offsets: np.ndarray
     values: pa.Array
+
+    @functools.cached_property
+    def offsets(self) -> np.ndarray:
+        raw = self.raw_offsets.astype(np.int64, copy=False)
+        return raw - raw[0] if raw[0] else raw
 
 
 def chunks_of(column: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
@@ -47,10 +56,9 @@ def flat_list(chunk: pa.Array, name: str) -> FlatList:
         size = t.list_size
         offsets = np.arange(len(chunk) + 1, dtype=np.int64) * size
         return FlatList(offsets, chunk.flatten())
-    offsets = chunk.offsets.to_numpy().astype(np.int64, copy=False)
+    offsets = chunk.offsets.to_numpy()
     base = int(offsets[0])
-    values = chunk.values.slice(base, int(offsets[-1]) - base)
-    return FlatList(offsets - base if base else offsets, values)
+    return FlatList(offsets, chunk.values.slice(base, int(offsets[-1]) - base))
 
 
 def int_values(values: pa.Array, name: str) -> tuple[np.ndarray, np.ndarray | None]:

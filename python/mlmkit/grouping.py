@@ -245,7 +245,7 @@ class GroupTexts:
         if any(f.values.null_count for f in ids_flat):
             raise ValueError(f"column {self.column!r} has a missing (null) token id")
         plan = _core.group_plan(
-            [f.offsets for f in ids_flat],
+            [f.raw_offsets for f in ids_flat],
             self.block_size,
             len(self.prefix),
             len(self.suffix),
