@@ -259,7 +259,7 @@ def test_tail_loss(benchmark, corpus, name):
         baseline=False,
         tokens=n_tokens,
         lost_tokens=lost,
-        lost_percent=round(100 * lost / n_tokens, 4),
+        lost_share=f"{lost / n_tokens:.4%}",
         padding_tokens=padded,
-        padding_percent=round(100 * padded / n_tokens, 4),
+        padding_share=f"{padded / n_tokens:.4%}",
     )
