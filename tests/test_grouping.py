@@ -376,6 +376,14 @@ def test_map_arrow_and_python_formats_agree():
     assert b.features["input_ids"] == datasets.List(datasets.Value("int32"))
 
 
+@pytest.mark.parametrize("fmt", ["numpy", "torch", "pandas"])
+def test_map_on_numpy_torch_and_pandas_formatted_datasets(fmt):
+    ds = _tokenized(30)
+    g = GroupTexts(8, separator=3, tail="keep")
+    out = ds.with_format(fmt).map(g, batched=True, batch_size=7, remove_columns=ds.column_names)
+    assert out.with_format(None)[:] == _expected_batches(ds, g, 7)
+
+
 def test_map_with_num_proc_2():
     ds = _tokenized(80)
     g = GroupTexts(8, separator=3, tail="keep")

@@ -191,6 +191,20 @@ def test_text_input_is_tokenized_like_the_tokenizer_does(any_tokenizer):
     assert arrow.with_format(None)["input_ids"] == rows(from_text, sp)["input_ids"]
 
 
+@pytest.mark.parametrize("fmt", ["numpy", "torch", "pandas"])
+@pytest.mark.parametrize("as_ids", [False, True])
+def test_formatted_datasets(bert_tokenizer, fmt, as_ids):
+    docs = [["Hello world.", "Second one here."], ["Another document.", "More text.", "x"]] * 3
+    if as_ids:
+        docs = [[bert_tokenizer(s, add_special_tokens=False)["input_ids"] for s in d] for d in docs]
+    ds = datasets.Dataset.from_dict({"sentences": docs})
+    sp = SentencePairs(bert_tokenizer, max_seq_length=16, seed=0)
+    expected = ds.map(sp, batched=True, remove_columns=["sentences"])[:]
+    assert len(expected["input_ids"]) >= 6
+    out = ds.with_format(fmt).map(sp, batched=True, remove_columns=["sentences"])
+    assert out.with_format(None)[:] == expected
+
+
 def test_korean_text_round_trips(bpe_tokenizer):
     docs = [
         ["이순신은 조선 중기의 무신이다.", "서울은 대한민국의 수도이다.", "한국어 문장입니다."],

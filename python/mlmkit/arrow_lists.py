@@ -92,6 +92,8 @@ def to_arrow_column(rows: Any, name: str) -> pa.Array:
         return rows.combine_chunks() if isinstance(rows, pa.ChunkedArray) else rows
     if not isinstance(rows, Sequence) or isinstance(rows, (str, bytes)):
         raise TypeError(f"column {name!r} must be a list of rows, got {type(rows).__name__}")
+    if rows and hasattr(rows[0], "detach"):  # rows of a torch-formatted dataset
+        rows = [r.detach().cpu().numpy() for r in rows]
     try:
         arr = pa.array(rows)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:

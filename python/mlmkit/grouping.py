@@ -191,6 +191,8 @@ class GroupTexts:
     def __call__(self, batch: Any) -> Any:
         if isinstance(batch, pa.RecordBatch):
             batch = pa.Table.from_batches([batch])
+        if type(batch).__name__ == "DataFrame" and hasattr(batch, "to_dict"):  # pandas format
+            return self(pa.Table.from_pandas(batch, preserve_index=False)).to_pandas()
         if isinstance(batch, pa.Table):
             return self.group_table(batch)
         if isinstance(batch, Mapping):

@@ -107,6 +107,8 @@ class SentencePairs:
     def __call__(self, batch: Any) -> Any:
         if isinstance(batch, pa.RecordBatch):
             batch = pa.Table.from_batches([batch])
+        if _is_dataframe(batch):  # a pandas-formatted dataset
+            return self(pa.Table.from_pandas(batch, preserve_index=False)).to_pandas()
         if isinstance(batch, pa.Table):
             if self.column not in batch.column_names:
                 raise ValueError(
@@ -119,7 +121,7 @@ class SentencePairs:
                     f"the batch has no {self.column!r} column (columns: {sorted(batch)})"
                 )
             try:
-                docs = pa.array(batch[self.column])
+                docs = pa.array(_plain_documents(batch[self.column]))
             except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
                 raise TypeError(
                     f"column {self.column!r} must hold one list of sentences (strings or token-id "
@@ -236,3 +238,15 @@ def _documents(column: pa.Array | pa.ChunkedArray, name: str) -> FlatList:
 def _split_rows(column: pa.Array) -> list[np.ndarray]:
     flat = flat_list(column, "output")
     return np.split(flat.values.to_numpy(), flat.offsets[1:-1]) if len(column) else []
+
+
+def _is_dataframe(batch: Any) -> bool:
+    return type(batch).__name__ == "DataFrame" and hasattr(batch, "to_dict")
+
+
+def _plain_documents(docs: Any) -> Any:
+    """Documents of a torch-formatted dataset (lists of tensors) as NumPy, which Arrow reads."""
+    first = next((d for d in docs if len(d)), None) if isinstance(docs, list) else None
+    if first is not None and hasattr(first[0], "detach"):
+        return [[s.detach().cpu().numpy() for s in d] for d in docs]
+    return docs
