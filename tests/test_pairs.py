@@ -4,7 +4,11 @@ datasets.map, and BertForPreTraining training through Trainer."""
 from __future__ import annotations
 
 import math
+import os
 import pickle
+import subprocess
+import sys
+import textwrap
 
 import datasets
 import numpy as np
@@ -262,6 +266,29 @@ def test_fingerprint_is_stable_and_the_cache_is_reused(bert_tokenizer, tmp_path)
         remove_columns=["sentences"],
     )
     assert third._fingerprint != first._fingerprint
+
+
+def test_fingerprint_is_the_same_in_another_process(bert_tokenizer, bert_dir):
+    """A second run is usually a new process: the hash must not depend on the process, nor on
+    the tokenizer having been used."""
+    from datasets.fingerprint import Hasher
+
+    code = textwrap.dedent(
+        f"""
+        from datasets.fingerprint import Hasher
+        from transformers import AutoTokenizer
+        from mlmkit import SentencePairs
+        tok = AutoTokenizer.from_pretrained({str(bert_dir)!r})
+        print(Hasher.hash(SentencePairs(tok, max_seq_length=64, seed=3, task="sop")))
+        """
+    )
+    sp = SentencePairs(bert_tokenizer, max_seq_length=64, seed=3, task="sop")
+    sp({"sentences": [["Hello world.", "Two."], ["Other doc."]]})
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    there = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout.split()[-1]
+    assert Hasher.hash(sp) == there
 
 
 def test_roberta_style_template(bpe_tokenizer):
