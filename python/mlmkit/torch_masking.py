@@ -22,8 +22,9 @@ column (the hash is sequential); row-index keys (seeded and torch-seeded modes) 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import torch
@@ -431,18 +432,36 @@ def _check_word_ids(word_ids: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     return word_ids.to(device=ids.device, dtype=torch.int64)
 
 
-# Tables per (tokenizer tables object, device), so a training loop does not copy them each step.
+_T = TypeVar("_T")
+
+
+def cached_on_device(
+    cache: dict[tuple[int, str], tuple[object, _T]],
+    tables: object,
+    device: torch.device,
+    build: Callable[[], _T],
+) -> _T:
+    """Device copies of per-tokenizer tables, cached per (tables object, device) so a training
+    loop does not copy them each step; the cache keeps at most 16 entries."""
+    key = (id(tables), str(device))
+    hit = cache.get(key)
+    if hit is not None and hit[0] is tables:
+        return hit[1]
+    out = build()
+    if len(cache) >= 16:
+        cache.clear()
+    cache[key] = (tables, out)
+    return out
+
+
 _TABLE_CACHE: dict[tuple[int, str], tuple[object, DeviceTables]] = {}
 
 
 def device_tables(tables: object, device: torch.device) -> DeviceTables:
     """`TokenizerTables` (numpy) as `DeviceTables` on `device`, cached."""
-    key = (id(tables), str(device))
-    hit = _TABLE_CACHE.get(key)
-    if hit is not None and hit[0] is tables:
-        return hit[1]
-    out = DeviceTables.from_numpy(tables.is_special, tables.random_ids, device)  # type: ignore[attr-defined]
-    if len(_TABLE_CACHE) >= 16:
-        _TABLE_CACHE.clear()
-    _TABLE_CACHE[key] = (tables, out)
-    return out
+    return cached_on_device(
+        _TABLE_CACHE,
+        tables,
+        device,
+        lambda: DeviceTables.from_numpy(tables.is_special, tables.random_ids, device),  # type: ignore[attr-defined]
+    )

@@ -32,6 +32,7 @@ from .torch_masking import (
     DeviceTables,
     MaskSettings,
     _lookup,
+    cached_on_device,
     lane_at,
     lane_keys,
 )
@@ -85,15 +86,12 @@ _BOUNDARY_CACHE: dict[tuple[int, str], tuple[object, BoundaryTables]] = {}
 
 def boundary_tables(tables: object, device: torch.device) -> BoundaryTables:
     """`WordTables` (numpy) as `BoundaryTables` on `device`, cached per tables object."""
-    key = (id(tables), str(device))
-    hit = _BOUNDARY_CACHE.get(key)
-    if hit is not None and hit[0] is tables:
-        return hit[1]
-    out = BoundaryTables.from_numpy(tables.starts_word, tables.ends_word, device)  # type: ignore[attr-defined]
-    if len(_BOUNDARY_CACHE) >= 16:
-        _BOUNDARY_CACHE.clear()
-    _BOUNDARY_CACHE[key] = (tables, out)
-    return out
+    return cached_on_device(
+        _BOUNDARY_CACHE,
+        tables,
+        device,
+        lambda: BoundaryTables.from_numpy(tables.starts_word, tables.ends_word, device),  # type: ignore[attr-defined]
+    )
 
 
 @dataclass(frozen=True)
