@@ -138,9 +138,6 @@ def pair_examples(docs: Any, tokenizer: Any, block_size: int, task: str, seed: i
 def make_collator(tokenizer: Any, masking: MaskingArguments, seed: int) -> Any:
     import mlmkit
 
-    options: dict[str, Any] = {}
-    if masking.masking != "token":
-        options["masking"] = masking.masking
     try:
         return mlmkit.DataCollatorForLanguageModeling(
             tokenizer,
@@ -148,7 +145,7 @@ def make_collator(tokenizer: Any, masking: MaskingArguments, seed: int) -> Any:
             mask_replace_prob=masking.mask_replace_prob,
             random_replace_prob=masking.random_replace_prob,
             seed=seed,
-            **options,
+            masking=masking.masking,
         )
     except (ValueError, TypeError, NotImplementedError) as e:
         raise CliError(f"masking: {e}") from None
