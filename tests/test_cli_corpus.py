@@ -239,3 +239,49 @@ def test_canaries_are_inserted_the_given_number_of_times():
     for c in controls:
         assert c.text not in flat
     assert len(flat) == 100 + 21
+
+
+# ---- the sparse masked-LM head --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pretraining", [False, True])
+def test_sparse_head_gives_the_stock_loss_and_gradients(pretraining):
+    import torch
+    from transformers import BertConfig, BertForMaskedLM, BertForPreTraining
+
+    from mlmkit.cli.sparse_head import SparseHeadBertForMaskedLM, SparseHeadBertForPreTraining
+
+    config = BertConfig(
+        vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=16, hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )  # fmt: skip
+    stock_cls, sparse_cls = (
+        (BertForPreTraining, SparseHeadBertForPreTraining)
+        if pretraining
+        else (BertForMaskedLM, SparseHeadBertForMaskedLM)
+    )
+    torch.manual_seed(0)
+    stock = stock_cls(config)
+    sparse = sparse_cls(config)
+    sparse.load_state_dict(stock.state_dict())
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(5, 50, (4, 12), generator=g)
+    labels = torch.where(torch.rand(4, 12, generator=g) < 0.3, ids, -100)
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
+    if pretraining:
+        batch["next_sentence_label"] = torch.tensor([0, 1, 1, 0])
+    losses = []
+    for model in (stock, sparse):
+        model.zero_grad()
+        loss = model(**batch).loss
+        loss.backward()
+        losses.append(loss)
+    torch.testing.assert_close(losses[0], losses[1])
+    for (name, a), (_, b) in zip(stock.named_parameters(), sparse.named_parameters(), strict=True):
+        if a.grad is not None or b.grad is not None:
+            torch.testing.assert_close(a.grad, b.grad, msg=name)
+    # Without labels: the stock model's full logits.
+    with torch.no_grad():
+        full = sparse(input_ids=ids).logits if not pretraining else sparse(input_ids=ids).prediction_logits
+    assert full.shape == (4, 12, 50)

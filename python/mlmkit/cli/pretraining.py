@@ -199,6 +199,10 @@ def finish(run: Run, trainer: Any, tokenizer: Any, eval_docs: Any, output_dir: P
     start = time.perf_counter()
     output_dir.mkdir(parents=True, exist_ok=True)
     trainer.save_model(str(output_dir))
+    exported = getattr(trainer.model, "exported_architecture", None)
+    if exported:  # saved as the stock class (see sparse_head.py)
+        trainer.model.config.architectures = [exported]
+        trainer.model.config.save_pretrained(str(output_dir))
     tokenizer.save_pretrained(str(output_dir))
     model = trainer.model.eval()
     examples = []
@@ -277,7 +281,7 @@ def summary(metrics: dict[str, Any], output_dir: Path) -> str:
 
 def _model_info(model: Any, config: Any, train_set: Any, eval_set: Any, masking: MaskingArguments) -> dict[str, Any]:
     return {
-        "class": type(model).__name__,
+        "class": getattr(model, "exported_architecture", type(model).__name__),
         "layers": config.num_hidden_layers,
         "hidden_size": config.hidden_size,
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -303,8 +307,9 @@ def run_pretrain(
     model_args: ModelArguments,
     training_args: Any,
 ) -> dict[str, Any]:
-    from transformers import BertConfig, BertForMaskedLM, BertForPreTraining
+    from transformers import BertConfig, set_seed
 
+    from .sparse_head import SparseHeadBertForMaskedLM, SparseHeadBertForPreTraining
     from .tokenizer_training import train_tokenizer
 
     check_arguments(corpus_args, masking)
@@ -365,9 +370,9 @@ def run_pretrain(
         max_position_embeddings=model_args.max_position_embeddings,
         pad_token_id=tokenizer.pad_token_id,
     )
-    model_class = BertForMaskedLM if model_args.objective == "mlm" else BertForPreTraining
-    from transformers import set_seed
-
+    model_class = (
+        SparseHeadBertForMaskedLM if model_args.objective == "mlm" else SparseHeadBertForPreTraining
+    )
     set_seed(training_args.seed)
     model = model_class(config)
     run.info["objective"] = model_args.objective
