@@ -137,18 +137,33 @@ def test_adapt_lowers_perplexity_of_pretrained_bert(bert_dir, corpus, tmp_path, 
     assert f"{metrics['eval_mlm_perplexity_before']:.1f} at step 0 ->" in out
 
 
-def test_fill_mask_prints_top_k(pretrained, capsys):
-    assert main(["fill-mask", "--model", str(pretrained), "the cat eats [MASK] in the garden."]) == 0
+def fill_mask_output(capsys):
     line = capsys.readouterr().out.strip()
-    predictions = [p.rsplit(" (", 1) for p in line.split(", ")]
+    return [
+        (tok, float(score.rstrip(")")))
+        for tok, score in (p.rsplit(" (", 1) for p in line.split(", "))
+    ]
+
+
+def test_fill_mask_prints_top_k(pretrained, capsys):
+    from transformers import AutoTokenizer
+
+    assert (
+        main(["fill-mask", "--model", str(pretrained), "the cat eats [MASK] in the garden."]) == 0
+    )
+    predictions = fill_mask_output(capsys)
     assert len(predictions) == 5
-    scores = [float(s.rstrip(")")) for _, s in predictions]
+    scores = [s for _, s in predictions]
     assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1.0001
-    assert predictions[0][0] in FOODS  # the corpus always puts a food there
+    vocab = AutoTokenizer.from_pretrained(pretrained).get_vocab()
+    assert all(token in vocab for token, _ in predictions)
 
 
 def test_fill_mask_reports_each_mask(pretrained, capsys):
-    assert main(["fill-mask", "--model", str(pretrained), "the [MASK] eats [MASK].", "--top_k", "3"]) == 0
+    assert (
+        main(["fill-mask", "--model", str(pretrained), "the [MASK] eats [MASK].", "--top_k", "3"])
+        == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert [ln.split(":")[0] for ln in lines] == ["mask 1", "mask 2"]
 
@@ -171,15 +186,20 @@ def test_probe_memorised_canaries_rank_above_controls(pretrained, tmp_path, caps
     assert "Canary exposure" in printed and "mean exposure" in printed
 
 
-def test_probe_prompts_file(pretrained, tmp_path, capsys):
+def test_probe_prompt_agrees_with_fill_mask(pretrained, tmp_path, capsys):
+    text = "the cat eats apples in the [MASK]."
+    assert main(["fill-mask", "--model", str(pretrained), text]) == 0
+    (first, p_first), (second, p_second) = fill_mask_output(capsys)[:2]
     prompts = tmp_path / "prompts.tsv"
-    prompts.write_text("the cat eats apples in the [MASK].\tgarden\n", encoding="utf-8")
+    prompts.write_text(f"{text}\t{first}\n{text}\t{second}\n", encoding="utf-8")
     report = tmp_path / "r.json"
-    assert main(["probe", "--model", str(pretrained), "--prompts", str(prompts), "--json", str(report)]) == 0
-    (result,) = json.loads(report.read_text())["prompts"]
-    assert result["answer"] == "garden"
-    assert 1 <= result["rank"] <= 300 and 0 < result["probability"] < 1
-    assert result["top"][0] in PLACES
+    argv = ["probe", "--model", str(pretrained), "--prompts", str(prompts), "--json", str(report)]
+    assert main(argv) == 0
+    a, b = json.loads(report.read_text())["prompts"]
+    assert (a["answer"], a["rank"], a["top"][0]) == (first, 1, first)
+    assert (b["answer"], b["rank"]) == (second, 2)
+    assert a["probability"] == pytest.approx(p_first, abs=0.006)
+    assert b["probability"] == pytest.approx(p_second, abs=0.006)
 
 
 def test_bench_quick(capsys):

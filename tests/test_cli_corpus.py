@@ -64,7 +64,7 @@ def fake_stdlib(tmp_path):
     topics = {
         "assert": "The assert statement\n********************\n\n"
         "Assert statements are a convenient way to insert debugging assertions into a "
-        "program.\n\n   assert_stmt ::= \"assert\" expression\n"
+        'program.\n\n   assert_stmt ::= "assert" expression\n'
     }
     (root / "pydoc_data" / "topics.py").write_text(f"topics = {topics!r}\n")
     return root
@@ -76,10 +76,7 @@ def test_stdlib_corpus_reads_docstrings_and_topics_without_importing(fake_stdlib
         ["x " * 49 + "x"],
         ["A module docstring long enough to be kept as one document of the default corpus."],
         ["Return the answer.", "The function docstring is a second document of English prose."],
-        [
-            "Assert statements are a convenient way to insert debugging assertions into a "
-            "program."
-        ],
+        ["Assert statements are a convenient way to insert debugging assertions into a program."],
     ]
     files = [p.relative_to(fake_stdlib).as_posix() for p in stdlib_corpus.source_files(fake_stdlib)]
     assert not any(f.split("/")[0] in ("test", "idlelib", "site-packages") for f in files)
@@ -139,8 +136,10 @@ def test_text_files_folders_globs_json_lines_and_saved_datasets(tmp_path):
     (folder / ".hidden").write_text("not read\n")
     jsonl = tmp_path / "c.jsonl"
     jsonl.write_text(
-        json.dumps({"body": "json one. Two.\n\nThird paragraph."}) + "\n\n"
-        + json.dumps({"body": "json two."}) + "\n",
+        json.dumps({"body": "json one. Two.\n\nThird paragraph."})
+        + "\n\n"
+        + json.dumps({"body": "json two."})
+        + "\n",
         encoding="utf-8",
     )
     saved = tmp_path / "saved"
@@ -148,7 +147,7 @@ def test_text_files_folders_globs_json_lines_and_saved_datasets(tmp_path):
     corpus = load_corpus(
         [str(folder), str(tmp_path / "c.json*"), str(saved)], text_field="body", progress=False
     )
-    docs = sorted(map(tuple, corpus.train["sentences"] + corpus.eval["sentences"]))
+    docs = sorted(map(tuple, list(corpus.train["sentences"]) + list(corpus.eval["sentences"])))
     assert ("json one.", "Two.", "Third paragraph.") in docs
     assert ("doc 0 first sentence.", "Second one.", "A new line 0.") in docs
     assert ("bee 1 first sentence.", "Second one.", "A new line 1.") in docs
@@ -219,7 +218,9 @@ def test_trained_tokenizer_keeps_hangul_whole(kind, tmp_path):
 
 
 def test_accents_and_case_kept_when_asked():
-    tok = train_tokenizer([["Café Über"] * 20], vocab_size=100, lowercase=False, strip_accents=False)
+    tok = train_tokenizer(
+        [["Café Über"] * 20], vocab_size=100, lowercase=False, strip_accents=False
+    )
     assert tok.decode(tok("Café Über")["input_ids"], skip_special_tokens=True) == "Café Über"
 
 
@@ -283,5 +284,9 @@ def test_sparse_head_gives_the_stock_loss_and_gradients(pretraining):
             torch.testing.assert_close(a.grad, b.grad, msg=name)
     # Without labels: the stock model's full logits.
     with torch.no_grad():
-        full = sparse(input_ids=ids).logits if not pretraining else sparse(input_ids=ids).prediction_logits
+        full = (
+            sparse(input_ids=ids).logits
+            if not pretraining
+            else sparse(input_ids=ids).prediction_logits
+        )
     assert full.shape == (4, 12, 50)

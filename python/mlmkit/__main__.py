@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "bench":
-        from .bench import format_table, run as run_bench
+        from .bench import format_table
+        from .bench import run as run_bench
 
         print(format_table(run_bench(quick=args.quick)))
     elif args.command in ("pretrain", "adapt"):

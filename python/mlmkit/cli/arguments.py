@@ -43,7 +43,9 @@ class CorpusArguments:
 
 @dataclass
 class MaskingArguments:
-    masking: Masking = field(default="token", metadata={"help": "what is masked: token, whole word or span"})
+    masking: Masking = field(
+        default="token", metadata={"help": "what is masked: token, whole word or span"}
+    )
     mlm_probability: float = field(default=0.15, metadata={"help": "share of tokens masked"})
     mask_replace_prob: float = field(
         default=0.8, metadata={"help": "of the masked tokens: share replaced by [MASK]"}
@@ -135,6 +137,12 @@ def dataclasses_from(namespace: argparse.Namespace, groups: tuple[type, ...]) ->
     """The parsed flags as instances of `groups` (what `HfArgumentParser` would return)."""
     values = vars(namespace)
     return [
-        cls(**{f.name: values[f.name] for f in dataclasses.fields(cls) if f.init and f.name in values})
+        cls(
+            **{
+                f.name: values[f.name]
+                for f in dataclasses.fields(cls)
+                if f.init and f.name in values
+            }
+        )
         for cls in groups
     ]

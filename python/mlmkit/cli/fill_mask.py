@@ -22,6 +22,8 @@ def fill_mask(model: Any, tokenizer: Any, text: str, top_k: int = 5) -> list[lis
     """Top-k predictions (token, probability) at every mask token of `text`, left to right."""
     import torch
 
+    from mlmkit.metrics import mlm_logits
+
     mask = tokenizer.mask_token
     if mask not in text:
         raise CliError(f"the text has no mask token: write {mask} where a word should be predicted")
@@ -31,7 +33,7 @@ def fill_mask(model: Any, tokenizer: Any, text: str, top_k: int = 5) -> list[lis
     if len(positions) == 0:
         raise CliError("the mask token was cut off: the text is longer than the model's maximum")
     with torch.no_grad():
-        logits = model(**enc).logits[0, positions].float()
+        logits = mlm_logits(model(**enc))[0, positions].float()
     probs = logits.softmax(-1)
     top = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
     return [
@@ -63,7 +65,8 @@ def held_out_examples(
             if not min_words <= len(words) <= max_words or "`" in sentence:
                 continue
             candidates = sorted(
-                (m for m in _WORD.finditer(sentence)), key=lambda m: abs(m.start() - len(sentence) / 2)
+                (m for m in _WORD.finditer(sentence)),
+                key=lambda m: abs(m.start() - len(sentence) / 2),
             )
             for m in candidates:
                 word = m.group()

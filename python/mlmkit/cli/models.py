@@ -44,8 +44,7 @@ def load_masked_lm(directory: str | Path, device: str | None = None) -> tuple[An
         raise CliError(f"cannot read the model config in {directory}: {_first_line(e)}") from None
     if config.model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
         raise CliError(
-            f"{directory} holds a {config.model_type!r} model, which is not a masked language "
-            "model"
+            f"{directory} holds a {config.model_type!r} model, which is not a masked language model"
         )
     architectures = getattr(config, "architectures", None) or []
     if architectures and not any(a.endswith(_MLM_ARCHITECTURES) for a in architectures):

@@ -65,7 +65,11 @@ def read_corpus(args: CorpusArguments, seed: int, output_dir: Path, run: Run) ->
         inserted, controls = make_canaries(args.canaries, args.canary_repeats, seed)
         corpus.train = insert_canaries(corpus.train, inserted, seed)
         path = save_canaries(output_dir, inserted, controls)
-        run.info["canaries"] = {"inserted": len(inserted), "controls": len(controls), "file": str(path)}
+        run.info["canaries"] = {
+            "inserted": len(inserted),
+            "controls": len(controls),
+            "file": str(path),
+        }
     run.info["corpus"] = {
         "source": corpus.description,
         "train_documents": len(corpus.train),
@@ -77,7 +81,9 @@ def read_corpus(args: CorpusArguments, seed: int, output_dir: Path, run: Run) ->
 
 
 def _characters(docs: Any) -> int:
-    return sum(len(s) for batch in docs.iter(batch_size=10_000) for d in batch["sentences"] for s in d)
+    return sum(
+        len(s) for batch in docs.iter(batch_size=10_000) for d in batch["sentences"] for s in d
+    )
 
 
 def _texts(docs: Any) -> Any:
@@ -128,8 +134,12 @@ def pair_examples(docs: Any, tokenizer: Any, block_size: int, task: str, seed: i
     `next_sentence_label`, which `BertForPreTraining` takes for either task."""
     import mlmkit
 
-    pairs = mlmkit.SentencePairs(tokenizer=tokenizer, max_seq_length=block_size, task=task, seed=seed)
-    out = docs.map(pairs, batched=True, remove_columns=docs.column_names, desc=f"{task.upper()} pairs")
+    pairs = mlmkit.SentencePairs(
+        tokenizer=tokenizer, max_seq_length=block_size, task=task, seed=seed
+    )
+    out = docs.map(
+        pairs, batched=True, remove_columns=docs.column_names, desc=f"{task.upper()} pairs"
+    )
     if pairs.label_column != "next_sentence_label":
         out = out.rename_column(pairs.label_column, "next_sentence_label")
     return out
@@ -162,8 +172,9 @@ def train(
 ) -> Any:
     """Train with `Trainer`; fixed-mask perplexity before training, at every evaluation and at the
     end. Returns the trainer."""
-    import mlmkit
     from transformers import Trainer
+
+    import mlmkit
 
     callback = mlmkit.FixedMaskPerplexityCallback(
         eval_set,
@@ -183,17 +194,21 @@ def train(
     callback.attach(trainer)
     start = time.perf_counter()
     trainer.train()
-    last_eval = max((h["step"] for h in trainer.state.log_history if "eval_mlm_loss" in h), default=-1)
+    last_eval = max(
+        (h["step"] for h in trainer.state.log_history if "eval_mlm_loss" in h), default=-1
+    )
     if last_eval != trainer.state.global_step:
         trainer.evaluate()
     run.timed("training", start)
     return trainer
 
 
-def finish(run: Run, trainer: Any, tokenizer: Any, eval_docs: Any, output_dir: Path) -> dict[str, Any]:
+def finish(
+    run: Run, trainer: Any, tokenizer: Any, eval_docs: Any, output_dir: Path
+) -> dict[str, Any]:
     """Save the model, tokenizer, metrics.json and the PNG; print the summary and fill-mask
     predictions on held-out sentences. Returns the metrics."""
-    from .fill_mask import fill_mask, format_predictions, held_out_examples
+    from .fill_mask import fill_mask, held_out_examples
     from .plots import plot_curves
 
     start = time.perf_counter()
@@ -268,9 +283,8 @@ def summary(metrics: dict[str, Any], output_dir: Path) -> str:
         )
     lines.append(f"saved in {output_dir}/: model, tokenizer, {METRICS_FILE}, {CURVES_FILE}")
     if metrics.get("canaries"):
-        lines.append(
-            f"canaries: {metrics['canaries']['file']} (check with: mlmkit probe --model {output_dir})"
-        )
+        canaries = metrics["canaries"]["file"]
+        lines.append(f"canaries: {canaries} (check with: mlmkit probe --model {output_dir})")
     if metrics["fill_mask_examples"]:
         lines += ["", "fill-mask on held-out sentences (answer: top 5 predictions):"]
         for ex in metrics["fill_mask_examples"]:
@@ -279,7 +293,9 @@ def summary(metrics: dict[str, Any], output_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def _model_info(model: Any, config: Any, train_set: Any, eval_set: Any, masking: MaskingArguments) -> dict[str, Any]:
+def _model_info(
+    model: Any, config: Any, train_set: Any, eval_set: Any, masking: MaskingArguments
+) -> dict[str, Any]:
     return {
         "class": getattr(model, "exported_architecture", type(model).__name__),
         "layers": config.num_hidden_layers,
@@ -354,8 +370,12 @@ def run_pretrain(
         eval_set = mlm_blocks(corpus.eval, tokenizer, masking.block_size)
     else:
         task = model_args.objective.split("+")[1]
-        train_set = pair_examples(corpus.train, tokenizer, masking.block_size, task, training_args.seed)
-        eval_set = pair_examples(corpus.eval, tokenizer, masking.block_size, task, training_args.seed)
+        train_set = pair_examples(
+            corpus.train, tokenizer, masking.block_size, task, training_args.seed
+        )
+        eval_set = pair_examples(
+            corpus.eval, tokenizer, masking.block_size, task, training_args.seed
+        )
     eval_set = _eval_subset(eval_set, corpus_args.max_eval_samples)
     if len(train_set) == 0 or len(eval_set) == 0:
         raise CliError("the corpus is too small: no training or evaluation examples")
@@ -404,7 +424,9 @@ def run_adapt(
     corpus = read_corpus(corpus_args, training_args.seed, output_dir, run)
     start = time.perf_counter()
     train_set = mlm_blocks(corpus.train, tokenizer, masking.block_size)
-    eval_set = _eval_subset(mlm_blocks(corpus.eval, tokenizer, masking.block_size), corpus_args.max_eval_samples)
+    eval_set = _eval_subset(
+        mlm_blocks(corpus.eval, tokenizer, masking.block_size), corpus_args.max_eval_samples
+    )
     if len(train_set) == 0 or len(eval_set) == 0:
         raise CliError("the corpus is too small: no training or evaluation examples")
     run.timed("preprocessing", start)

@@ -94,6 +94,8 @@ def probe_prompts(
 ) -> list[PromptResult]:
     import torch
 
+    from mlmkit.metrics import mlm_logits
+
     results = []
     for prompt, answer in prompts:
         text = prompt.replace(PLACEHOLDER, tokenizer.mask_token)
@@ -102,7 +104,7 @@ def probe_prompts(
         ids, where, answer_ids = _masked_answer(tokenizer, text, answer)
         inputs = torch.tensor([ids], device=model.device)
         with torch.no_grad():
-            logits = model(input_ids=inputs).logits[0, where : where + len(answer_ids)].float()
+            logits = mlm_logits(model(input_ids=inputs))[0, where : where + len(answer_ids)].float()
         logp = logits.log_softmax(-1)
         truth = torch.tensor(answer_ids, device=logp.device)
         true_logp = logp.gather(1, truth[:, None])[:, 0]
@@ -129,7 +131,11 @@ def _masked_answer(tokenizer: Any, text: str, answer: str) -> tuple[list[int], i
     where = masked.index(tokenizer.mask_token_id)
     tail = len(masked) - where - 1
     answer_ids = filled[where : len(filled) - tail]
-    if not answer_ids or filled[:where] != masked[:where] or filled[len(filled) - tail :] != masked[where + 1 :]:
+    if (
+        not answer_ids
+        or filled[:where] != masked[:where]
+        or filled[len(filled) - tail :] != masked[where + 1 :]
+    ):
         raise CliError(f"cannot line up the answer {answer!r} with the mask in {text!r}")
     ids = masked[:where] + [tokenizer.mask_token_id] * len(answer_ids) + masked[where + 1 :]
     return ids, where, answer_ids
@@ -211,6 +217,8 @@ def logits_at(model: Any, input_ids: Any, attention_mask: Any, positions: Any) -
     (masked-LM heads are position-wise); models whose head does not fit get the full pass."""
     import torch
 
+    from mlmkit.metrics import mlm_logits
+
     rows = torch.arange(len(positions), device=input_ids.device)
     base = getattr(model, "base_model", None)
 
@@ -223,9 +231,13 @@ def logits_at(model: Any, input_ids: Any, attention_mask: Any, positions: Any) -
             output[next(iter(output.keys()))] = picked
         return output
 
-    handle = base.register_forward_hook(keep_positions) if base is not None and base is not model else None
+    handle = (
+        base.register_forward_hook(keep_positions)
+        if base is not None and base is not model
+        else None
+    )
     try:
-        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+        logits = mlm_logits(model(input_ids=input_ids, attention_mask=attention_mask))
     finally:
         if handle is not None:
             handle.remove()
@@ -244,7 +256,8 @@ def _frame(tokenizer: Any, prefix: str, secret: str) -> tuple[list[int], list[in
     last = tokenizer(f"{prefix} {' '.join([*digits[:-1], other[-1]])}.")["input_ids"]
     n_head = next((i for i, (a, b) in enumerate(zip(row, first, strict=False)) if a != b), 0)
     n_tail = next(
-        (i for i, (a, b) in enumerate(zip(reversed(row), reversed(last), strict=False)) if a != b), 0
+        (i for i, (a, b) in enumerate(zip(reversed(row), reversed(last), strict=False)) if a != b),
+        0,
     )
     return row[:n_head], row[len(row) - n_tail :]
 
@@ -253,7 +266,10 @@ def format_report(prompts: list[PromptResult], canaries: list[CanaryResult]) -> 
     lines = []
     if prompts:
         lines += ["Known-answer prompts (rank 1 = the model's first choice):", ""]
-        lines += ["| prompt | answer | rank | probability | model's top 5 |", "|---|---|---|---|---|"]
+        lines += [
+            "| prompt | answer | rank | probability | model's top 5 |",
+            "|---|---|---|---|---|",
+        ]
         for r in prompts:
             lines.append(
                 f"| {r.prompt} | {r.answer} | {r.rank} | {r.probability:.3g} | {', '.join(r.top)} |"

@@ -121,7 +121,9 @@ def resolve_inputs(inputs: Sequence[str]) -> list[tuple[str, list[Path]]]:
     return sources
 
 
-def split_by_hash(ds: datasets.Dataset, fraction: float) -> tuple[datasets.Dataset, datasets.Dataset]:
+def split_by_hash(
+    ds: datasets.Dataset, fraction: float
+) -> tuple[datasets.Dataset, datasets.Dataset]:
     """Eval documents are those whose text hashes below `fraction` (at least one document on
     each side)."""
     if len(ds) < 2:
@@ -167,7 +169,11 @@ def _files_below(folder: Path) -> list[Path]:
 
 
 def _sentences_of_lines(batch: dict[str, list[Any]]) -> dict[str, list[list[str]]]:
-    return {"sentences": [[s for line in doc for s in split_sentences(line)] for doc in batch["sentences"]]}
+    return {
+        "sentences": [
+            [s for line in doc for s in split_sentences(line)] for doc in batch["sentences"]
+        ]
+    }
 
 
 def _text_files(files: list[Path]) -> datasets.Dataset:
