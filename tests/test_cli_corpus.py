@@ -290,3 +290,18 @@ def test_sparse_head_gives_the_stock_loss_and_gradients(pretraining):
             else sparse(input_ids=ids).prediction_logits
         )
     assert full.shape == (4, 12, 50)
+
+
+def test_trainer_scales_sparse_head_loss_for_gradient_accumulation(tmp_path):
+    from transformers import BertConfig, Trainer, TrainingArguments
+
+    from mlmkit.cli.sparse_head import SparseHeadBertForMaskedLM
+
+    config = BertConfig(
+        vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=16,
+    )  # fmt: skip
+    args = TrainingArguments(str(tmp_path), use_cpu=True, report_to="none")
+    trainer = Trainer(model=SparseHeadBertForMaskedLM(config), args=args)
+    # The mean loss is divided by the accumulation steps, not by a count it never sees.
+    assert trainer.model_accepts_loss_kwargs is False

@@ -6,6 +6,10 @@ of the work: running it at the labelled positions only (what Google's original B
 with `masked_lm_positions`) makes a training step 2-3x faster, with the same loss and gradients.
 Without labels (inference, the fixed-mask perplexity callback) the models are the stock ones, and
 they are saved as the stock classes, so the checkpoints load with `AutoModelForMaskedLM`.
+
+The losses are means over the batch's labels, so `accepts_loss_kwargs = False` tells `Trainer` to
+divide them by the gradient accumulation steps itself (instead of passing `num_items_in_batch`,
+which these forwards would ignore).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from transformers.models.bert.modeling_bert import BertForPreTrainingOutput
 
 class SparseHeadBertForMaskedLM(BertForMaskedLM):
     exported_architecture = "BertForMaskedLM"
+    accepts_loss_kwargs = False
 
     def forward(  # type: ignore[override]
         self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **kwargs: Any
@@ -42,6 +47,7 @@ class SparseHeadBertForMaskedLM(BertForMaskedLM):
 
 class SparseHeadBertForPreTraining(BertForPreTraining):
     exported_architecture = "BertForPreTraining"
+    accepts_loss_kwargs = False
 
     def forward(  # type: ignore[override]
         self,
