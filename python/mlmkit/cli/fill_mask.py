@@ -49,26 +49,29 @@ def format_predictions(predictions: list[Prediction]) -> str:
     return ", ".join(f"{p.token} ({p.score:.2f})" for p in predictions)
 
 
+# Plain prose: a capital first letter, words, commas, a final period (no code, markup or symbols).
+_PROSE = re.compile(r"[A-Z][A-Za-z' ,;-]+\.")
+
+
 def held_out_examples(
     documents: Any, tokenizer: Any, n: int = 5, min_words: int = 6, max_words: int = 20
 ) -> list[tuple[str, str]]:
-    """`n` (sentence with one word masked, that word) from held-out documents: sentences of
-    `min_words`..`max_words` words; the masked word is the alphabetic word of 4+ letters nearest
-    the middle that the tokenizer keeps as one token (so one prediction can get it right)."""
+    """`n` (sentence with one word masked, that word) from held-out documents: plain-prose
+    sentences of `min_words`..`max_words` words; the masked word is the alphabetic word of 4+
+    letters nearest the middle that the tokenizer keeps as one token (so one prediction can get
+    it right), a different word each time."""
     examples: list[tuple[str, str]] = []
     seen_words: set[str] = set()
     for doc in documents:
         for sentence in doc:
             if len(examples) >= n:
                 return examples
-            words = sentence.split()
-            if not min_words <= len(words) <= max_words or "`" in sentence:
+            if not min_words <= len(sentence.split()) <= max_words or not _PROSE.fullmatch(
+                sentence
+            ):
                 continue
-            candidates = sorted(
-                (m for m in _WORD.finditer(sentence)),
-                key=lambda m: abs(m.start() - len(sentence) / 2),
-            )
-            for m in candidates:
+            middle = len(sentence) / 2
+            for m in sorted(_WORD.finditer(sentence), key=lambda m: abs(m.start() - middle)):
                 word = m.group()
                 ids = tokenizer(" " + word, add_special_tokens=False)["input_ids"]
                 if len(ids) == 1 and word.lower() not in seen_words:
