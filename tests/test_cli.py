@@ -123,6 +123,26 @@ def test_pretrain_with_sentence_pairs(objective, corpus, tmp_path, capsys):
     assert main(["fill-mask", "--model", str(tmp_path), "the cat eats [MASK] in the garden."]) == 0
 
 
+@pytest.mark.parametrize(
+    "tokenizer_type, masking", [("bpe", "word"), ("unigram", "span"), ("wordpiece", "word")]
+)
+def test_pretrain_tokenizer_types_and_masking(tokenizer_type, masking, corpus, tmp_path, capsys):
+    code = main(
+        ["pretrain", "--corpus", str(corpus), "--output_dir", str(tmp_path), "--max_steps", "40"]
+        + ["--tokenizer_type", tokenizer_type, "--masking", masking]
+        + TINY_MODEL
+        + TINY_TRAINING
+    )
+    assert code == 0
+    metrics = check_outputs(tmp_path)
+    assert metrics["tokenizer"]["type"] == tokenizer_type
+    assert metrics["model"]["masking"] == masking
+    saved = json.loads((tmp_path / "tokenizer.json").read_text())
+    assert saved["model"]["type"] == {"bpe": "BPE", "unigram": "Unigram"}.get(
+        tokenizer_type, "WordPiece"
+    )
+
+
 def test_adapt_lowers_perplexity_of_pretrained_bert(bert_dir, corpus, tmp_path, capsys):
     code = main(
         ["adapt", "--model", str(bert_dir), "--corpus", str(corpus), "--output_dir", str(tmp_path)]
