@@ -3,7 +3,7 @@ trains by default, with the stock `BertForMaskedLM` head (vocabulary projection 
 against `mlmkit.cli.sparse_head` (projection at the labelled positions only), on the CPU.
 
 Default config of `mlmkit pretrain`: 2 layers, hidden 128, 2 heads, intermediate 512, vocabulary
-8192, batch 32 x 64 tokens, 15% of the positions labelled. By default (CI smoke run,
+4096, batch 32 x 64 tokens, 15% of the positions labelled. By default (CI smoke run,
 `--benchmark-disable`) each step runs once. Measured run:
 
     pytest benchmarks/test_bench_sparse_head.py --benchmark-enable --benchmark-only \
@@ -19,7 +19,7 @@ from transformers import BertConfig, BertForMaskedLM
 
 from mlmkit.cli.sparse_head import SparseHeadBertForMaskedLM
 
-B, L, VOCAB = 32, 64, 8192
+B, L, VOCAB = 32, 64, 4096
 CONFIG = dict(
     vocab_size=VOCAB,
     hidden_size=128,

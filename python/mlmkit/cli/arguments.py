@@ -53,7 +53,7 @@ class MaskingArguments:
     random_replace_prob: float = field(
         default=0.1, metadata={"help": "of the masked tokens: share replaced by a random token"}
     )
-    block_size: int = field(default=128, metadata={"help": "tokens per training example"})
+    block_size: int = field(default=64, metadata={"help": "tokens per training example"})
 
 
 @dataclass
@@ -61,7 +61,7 @@ class TokenizerArguments:
     tokenizer_type: Literal["wordpiece", "bpe", "unigram"] = field(
         default="wordpiece", metadata={"help": "tokenizer model trained on the corpus"}
     )
-    vocab_size: int = field(default=8192, metadata={"help": "tokenizer vocabulary size"})
+    vocab_size: int = field(default=4096, metadata={"help": "tokenizer vocabulary size"})
     lowercase: bool = field(default=True, metadata={"help": "lowercase the text"})
     strip_accents: bool = field(
         default=True, metadata={"help": "strip accents (Hangul syllables are kept whole)"}
@@ -78,11 +78,14 @@ class ModelArguments:
             "on sentence pairs (next-sentence or sentence-order prediction)"
         },
     )
-    num_hidden_layers: int = 4
+    num_hidden_layers: int = 2
     hidden_size: int = 128
-    num_attention_heads: int = 4
+    num_attention_heads: int = 2
     intermediate_size: int = 512
     max_position_embeddings: int = 128
+    dropout: float = field(
+        default=0.1, metadata={"help": "hidden and attention dropout (BERT's default is 0.1)"}
+    )
 
 
 @dataclass
@@ -93,15 +96,16 @@ class AdaptArguments:
 # Training defaults for a run of a few minutes on a small CPU; any of them can be overridden.
 PRETRAIN_DEFAULTS: dict[str, Any] = {
     "output_dir": "mlmkit-pretrain",
-    "max_steps": 300,
+    "max_steps": 2000,
     "per_device_train_batch_size": 32,
     "per_device_eval_batch_size": 64,
-    "learning_rate": 1e-3,
+    "learning_rate": 2e-3,
+    "adam_beta2": 0.98,
     "warmup_steps": 0.06,
     "weight_decay": 0.01,
-    "logging_steps": 10,
+    "logging_steps": 100,
     "eval_strategy": "steps",
-    "eval_steps": 50,
+    "eval_steps": 250,
     "save_strategy": "no",
     "report_to": "none",
     "seed": 42,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -193,12 +194,17 @@ def train(
     )
     callback.attach(trainer)
     start = time.perf_counter()
-    trainer.train()
-    last_eval = max(
-        (h["step"] for h in trainer.state.log_history if "eval_mlm_loss" in h), default=-1
-    )
-    if last_eval != trainer.state.global_step:
-        trainer.evaluate()
+    with warnings.catch_warnings():
+        # Trainer pins memory by default; on a CPU-only machine torch warns about it every epoch.
+        warnings.filterwarnings(
+            "ignore", message=".*pin_memory.*no accelerator", category=UserWarning
+        )
+        trainer.train()
+        last_eval = max(
+            (h["step"] for h in trainer.state.log_history if "eval_mlm_loss" in h), default=-1
+        )
+        if last_eval != trainer.state.global_step:
+            trainer.evaluate()
     run.timed("training", start)
     return trainer
 
@@ -339,6 +345,8 @@ def run_pretrain(
             f"--block_size ({masking.block_size}) exceeds --max_position_embeddings "
             f"({model_args.max_position_embeddings})"
         )
+    if not 0.0 <= model_args.dropout < 1.0:
+        raise CliError(f"--dropout must be in [0, 1), got {model_args.dropout}")
     if tok_args.vocab_size < 100:
         raise CliError(f"--vocab_size must be at least 100, got {tok_args.vocab_size}")
     output_dir = Path(training_args.output_dir)
@@ -389,6 +397,8 @@ def run_pretrain(
         intermediate_size=model_args.intermediate_size,
         max_position_embeddings=model_args.max_position_embeddings,
         pad_token_id=tokenizer.pad_token_id,
+        hidden_dropout_prob=model_args.dropout,
+        attention_probs_dropout_prob=model_args.dropout,
     )
     model_class = (
         SparseHeadBertForMaskedLM if model_args.objective == "mlm" else SparseHeadBertForPreTraining
