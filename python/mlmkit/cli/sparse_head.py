@@ -3,7 +3,8 @@
 `BertForMaskedLM` projects every position onto the vocabulary and then ignores all but the ~15%
 that carry a label. For the small models `mlmkit pretrain` trains on a CPU that projection is most
 of the work: running it at the labelled positions only (what Google's original BERT code does
-with `masked_lm_positions`) makes a training step 2-3x faster, with the same loss and gradients.
+with `masked_lm_positions`) makes a training step of the default model about 2x faster (see
+benchmarks/RESULTS.md), with the same loss and gradients.
 Without labels (inference, the fixed-mask perplexity callback) the models are the stock ones, and
 they are saved as the stock classes, so the checkpoints load with `AutoModelForMaskedLM`.
 
