@@ -664,34 +664,23 @@ mod tests {
         ends[2] = 1; // e.g. a punctuation token
         let ids = [1i64, 5, 2, 5, 5, 1, 5, 3, 1];
         ends[3] = 2; // e.g. a lone `▁`: the next token continues its word
-        let mut words = Vec::new();
-        let cont = [0u8; 9];
-        segment(
-            &ids,
-            |_| true,
-            RowBoundaries::Tables {
-                starts_word: &starts,
-                ends_word: &ends,
-                continuation: Some(&cont),
-            },
-            &mut words,
-        );
-        let starts_at: Vec<u32> = words.iter().map(|w| w.start).collect();
-        assert_eq!(starts_at, vec![0, 3, 5]); // 8 is glued to 7
-                                              // A continuation flag merges a table boundary away (but never the row start).
-        let cont = [1u8, 0, 0, 1, 0, 0, 0, 0, 0];
-        segment(
-            &ids,
-            |_| true,
-            RowBoundaries::Tables {
-                starts_word: &starts,
-                ends_word: &ends,
-                continuation: Some(&cont),
-            },
-            &mut words,
-        );
-        let starts_at: Vec<u32> = words.iter().map(|w| w.start).collect();
-        assert_eq!(starts_at, vec![0, 5]);
+        let word_starts = |cont: &[u8]| -> Vec<u32> {
+            let mut words = Vec::new();
+            segment(
+                &ids,
+                |_| true,
+                RowBoundaries::Tables {
+                    starts_word: &starts,
+                    ends_word: &ends,
+                    continuation: Some(cont),
+                },
+                &mut words,
+            );
+            words.iter().map(|w| w.start).collect()
+        };
+        assert_eq!(word_starts(&[0u8; 9]), vec![0, 3, 5]); // 8 is glued to 7
+                                                           // A continuation flag merges a table boundary away (but never the row start).
+        assert_eq!(word_starts(&[1u8, 0, 0, 1, 0, 0, 0, 0, 0]), vec![0, 5]);
     }
 
     #[test]
