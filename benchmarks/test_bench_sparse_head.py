@@ -3,8 +3,8 @@ trains by default, with the stock `BertForMaskedLM` head (vocabulary projection 
 against `mlmkit.cli.sparse_head` (projection at the labelled positions only), on the CPU.
 
 Default config of `mlmkit pretrain`: 2 layers, hidden 128, 2 heads, intermediate 512, vocabulary
-4096, batch 32 x 64 tokens, 15% of the positions labelled. By default (CI smoke run,
-`--benchmark-disable`) each step runs once. Measured run:
+4096, no dropout, batch 32 x 64 tokens, 40% of the positions labelled (`--mlm_probability 0.4`).
+By default (CI smoke run, `--benchmark-disable`) each step runs once. Measured run:
 
     pytest benchmarks/test_bench_sparse_head.py --benchmark-enable --benchmark-only \
         --benchmark-json=.benchmarks/sparse_head.json
@@ -19,7 +19,7 @@ from transformers import BertConfig, BertForMaskedLM
 
 from mlmkit.cli.sparse_head import SparseHeadBertForMaskedLM
 
-B, L, VOCAB = 32, 64, 4096
+B, L, VOCAB, LABELLED = 32, 64, 4096, 0.4
 CONFIG = dict(
     vocab_size=VOCAB,
     hidden_size=128,
@@ -27,6 +27,8 @@ CONFIG = dict(
     num_attention_heads=2,
     intermediate_size=512,
     max_position_embeddings=128,
+    hidden_dropout_prob=0.0,
+    attention_probs_dropout_prob=0.0,
 )
 MODELS = {"stock_head": (BertForMaskedLM, True), "sparse_head": (SparseHeadBertForMaskedLM, False)}
 
@@ -35,7 +37,7 @@ MODELS = {"stock_head": (BertForMaskedLM, True), "sparse_head": (SparseHeadBertF
 def batch():
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(5, VOCAB, (B, L), generator=g)
-    labels = torch.where(torch.rand(B, L, generator=g) < 0.15, ids, -100)
+    labels = torch.where(torch.rand(B, L, generator=g) < LABELLED, ids, -100)
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
 
 
@@ -55,12 +57,8 @@ def test_training_step(benchmark, batch, name):
 
     loss = benchmark(step)
     assert torch.isfinite(loss)
-    # Same initial weights and dropout draws: the same loss as the stock model's.
+    # Same initial weights: the same loss as the stock model's.
     torch.manual_seed(0)
     stock = BertForMaskedLM(BertConfig(**CONFIG)).train()
-    torch.manual_seed(1)
     model.zero_grad(set_to_none=True)
-    a = model(**batch).loss
-    torch.manual_seed(1)
-    b = stock(**batch).loss
-    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(model(**batch).loss, stock(**batch).loss)

@@ -314,6 +314,10 @@ BAD_INPUTS = {
         lambda p, b: ["pretrain", "--mlm_probability", "1.5"],
         "--mlm_probability must be between 0 and 1",
     ),
+    "bad eval masking rate": (
+        lambda p, b: ["pretrain", "--eval_mlm_probability", "0"],
+        "--eval_mlm_probability must be in (0, 1]",
+    ),
     "bad model shape": (
         lambda p, b: ["pretrain", "--hidden_size", "30", "--num_attention_heads", "4"],
         "must be a multiple of",
@@ -332,6 +336,61 @@ def test_bad_input_exits_2_with_a_message(case, tmp_path, bert_dir, capsys):
     assert message in err, err
     assert "Traceback" not in err
     assert err.count("error:") == 1
+
+
+def test_pretrain_defaults_differ_from_adapt_defaults():
+    from mlmkit.__main__ import build_parser
+
+    parser = build_parser()
+    pretrain = parser.parse_args(["pretrain"])
+    assert (pretrain.mlm_probability, pretrain.eval_mlm_probability) == (0.4, 0.15)
+    assert (pretrain.dropout, pretrain.position_init) == (0.0, "sinusoidal")
+    assert (pretrain.max_steps, pretrain.learning_rate) == (2500, 3e-3)
+    adapt = parser.parse_args(["adapt", "--model", "m"])
+    assert (adapt.mlm_probability, adapt.eval_mlm_probability) == (0.15, 0.15)
+    assert (adapt.max_steps, adapt.learning_rate) == (200, 1e-4)
+
+
+def test_evaluation_masks_at_its_own_rate(bert_tokenizer):
+    """Training at --mlm_probability 0.4 while the fixed-mask evaluation masks 15%."""
+    import numpy as np
+
+    from mlmkit.cli.arguments import MaskingArguments
+    from mlmkit.cli.pretraining import make_collator
+
+    masking = MaskingArguments(mlm_probability=0.4, eval_mlm_probability=0.15)
+    rng = np.random.default_rng(0)
+    rows = [{"input_ids": rng.integers(1000, 20000, 64).tolist()} for _ in range(64)]
+    # 4096 tokens: the masked share's standard deviation is <= 0.008; tolerances are >= 3.5 sd.
+    for for_eval, share in ((False, 0.4), (True, 0.15)):
+        batch = make_collator(bert_tokenizer, masking, seed=0, for_eval=for_eval)(rows)
+        masked = (batch["labels"] != -100).float().mean().item()
+        assert masked == pytest.approx(share, abs=0.03), (for_eval, masked)
+
+
+def test_pretrain_starts_from_sinusoidal_positions(corpus, tmp_path, monkeypatch, capsys):
+    import torch
+
+    from mlmkit.cli import pretraining
+    from mlmkit.cli.positions import sinusoids
+
+    seen = {}
+    real_train = pretraining.train
+
+    def spy(run, model, *args):
+        seen["start"] = model.bert.embeddings.position_embeddings.weight.detach().clone()
+        return real_train(run, model, *args)
+
+    monkeypatch.setattr(pretraining, "train", spy)
+    argv = ["pretrain", "--corpus", str(corpus), "--max_steps", "5"] + TINY_MODEL + TINY_TRAINING
+    assert main([*argv, "--output_dir", str(tmp_path / "sin")]) == 0
+    expected = (sinusoids(64, 64) * 0.02 * 2**0.5).float()
+    torch.testing.assert_close(seen["start"], expected)
+    assert main([*argv, "--output_dir", str(tmp_path / "rnd"), "--position_init", "random"]) == 0
+    assert seen["start"].std().item() == pytest.approx(0.02, rel=0.1)
+    assert (seen["start"] - expected).abs().max() > 0.01
+    metrics = json.loads((tmp_path / "rnd" / "metrics.json").read_text())
+    assert metrics["model"]["position_init"] == "random"
 
 
 def test_unknown_flag_is_an_argparse_error(capsys):

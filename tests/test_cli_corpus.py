@@ -305,3 +305,39 @@ def test_trainer_scales_sparse_head_loss_for_gradient_accumulation(tmp_path):
     trainer = Trainer(model=SparseHeadBertForMaskedLM(config), args=args)
     # The mean loss is divided by the accumulation steps, not by a count it never sees.
     assert trainer.model_accepts_loss_kwargs is False
+
+
+# ---- sinusoidal position embeddings at initialisation ---------------------------------------
+
+
+def test_sinusoids_encode_offsets_as_rotations():
+    import math
+
+    import torch
+
+    from mlmkit.cli.positions import sinusoids
+
+    table = sinusoids(64, 16)
+    assert table.shape == (64, 16)
+    torch.testing.assert_close(table[0], torch.tensor([0.0, 1.0] * 8, dtype=torch.float64))
+    assert table[5, 0].item() == pytest.approx(math.sin(5.0))
+    assert table[5, 3].item() == pytest.approx(math.cos(5.0 / 10000 ** (2 / 16)))
+    # Each (sin, cos) pair has norm 1, so the inner product of positions p and p + k is
+    # sum_i cos(k * freq_i): the same for every p.
+    for k in (1, 3, 10):
+        dots = (table[:-k] * table[k:]).sum(-1)
+        torch.testing.assert_close(dots, dots[:1].expand_as(dots))
+    assert (table[:-1] * table[1:]).sum(-1)[0] > (table[:-10] * table[10:]).sum(-1)[0]
+
+
+def test_sinusoidal_positions_have_the_initializer_scale():
+    import torch
+
+    from mlmkit.cli.positions import init_sinusoidal_positions, sinusoids
+
+    emb = torch.nn.Embedding(128, 64)
+    init_sinusoidal_positions(emb, std=0.02)
+    assert emb.weight.requires_grad
+    # Each (sin, cos) pair has sin² + cos² = 1: the root mean square is exactly the std asked for.
+    assert emb.weight.pow(2).mean().sqrt().item() == pytest.approx(0.02, rel=1e-5)
+    torch.testing.assert_close(emb.weight.detach(), (sinusoids(128, 64) * 0.02 * 2**0.5).float())

@@ -46,6 +46,10 @@ def check_arguments(corpus: CorpusArguments, masking: MaskingArguments) -> None:
         value = getattr(masking, name)
         if not 0.0 <= value <= 1.0:
             raise CliError(f"--{name} must be between 0 and 1, got {value}")
+    if not 0.0 < masking.eval_mlm_probability <= 1.0:
+        raise CliError(
+            f"--eval_mlm_probability must be in (0, 1], got {masking.eval_mlm_probability}"
+        )
     if masking.mask_replace_prob + masking.random_replace_prob > 1.0:
         raise CliError("--mask_replace_prob plus --random_replace_prob must not exceed 1")
     if masking.block_size < 8:
@@ -146,13 +150,17 @@ def pair_examples(docs: Any, tokenizer: Any, block_size: int, task: str, seed: i
     return out
 
 
-def make_collator(tokenizer: Any, masking: MaskingArguments, seed: int) -> Any:
+def make_collator(
+    tokenizer: Any, masking: MaskingArguments, seed: int, *, for_eval: bool = False
+) -> Any:
+    """The training collator, or with `for_eval` the fixed-mask evaluation's (same masking, at
+    --eval_mlm_probability)."""
     import mlmkit
 
     try:
         return mlmkit.DataCollatorForLanguageModeling(
             tokenizer,
-            mlm_probability=masking.mlm_probability,
+            mlm_probability=masking.eval_mlm_probability if for_eval else masking.mlm_probability,
             mask_replace_prob=masking.mask_replace_prob,
             random_replace_prob=masking.random_replace_prob,
             seed=seed,
@@ -169,17 +177,18 @@ def train(
     train_set: Any,
     eval_set: Any,
     collator: Any,
+    eval_collator: Any,
     training_args: Any,
 ) -> Any:
-    """Train with `Trainer`; fixed-mask perplexity before training, at every evaluation and at the
-    end. Returns the trainer."""
+    """Train with `Trainer` and `collator`; fixed-mask perplexity (masks of `eval_collator`)
+    before training, at every evaluation and at the end. Returns the trainer."""
     from transformers import Trainer
 
     import mlmkit
 
     callback = mlmkit.FixedMaskPerplexityCallback(
         eval_set,
-        collator,
+        eval_collator,
         batch_size=training_args.per_device_eval_batch_size,
         seed=training_args.seed,
         evaluate_before_training=True,
@@ -277,7 +286,8 @@ def summary(metrics: dict[str, Any], output_dir: Path) -> str:
     lines.append(
         f"model: {m['class']}, {m['layers']} layers, hidden {m['hidden_size']}, "
         f"{m['parameters'] / 1e6:.1f} M parameters; {m['train_examples']} training examples of "
-        f"<= {m['block_size']} tokens, {m['masking']} masking"
+        f"<= {m['block_size']} tokens, {m['masking']} masking of {m['mlm_probability']:.0%} "
+        f"(evaluation: {m['eval_mlm_probability']:.0%})"
     )
     before, after = metrics["eval_mlm_perplexity_before"], metrics["eval_mlm_perplexity_after"]
     if before is not None:
@@ -312,6 +322,7 @@ def _model_info(
         "block_size": masking.block_size,
         "masking": masking.masking,
         "mlm_probability": masking.mlm_probability,
+        "eval_mlm_probability": masking.eval_mlm_probability,
     }
 
 
@@ -331,6 +342,7 @@ def run_pretrain(
 ) -> dict[str, Any]:
     from transformers import BertConfig, set_seed
 
+    from .positions import init_sinusoidal_positions
     from .sparse_head import SparseHeadBertForMaskedLM, SparseHeadBertForPreTraining
     from .tokenizer_training import train_tokenizer
 
@@ -405,10 +417,23 @@ def run_pretrain(
     )
     set_seed(training_args.seed)
     model = model_class(config)
+    if model_args.position_init == "sinusoidal":
+        init_sinusoidal_positions(
+            model.bert.embeddings.position_embeddings, config.initializer_range
+        )
     run.info["objective"] = model_args.objective
     run.info["model"] = _model_info(model, config, train_set, eval_set, masking)
-    collator = make_collator(tokenizer, masking, training_args.seed)
-    trainer = train(run, model, tokenizer, train_set, eval_set, collator, training_args)
+    run.info["model"]["position_init"] = model_args.position_init
+    trainer = train(
+        run,
+        model,
+        tokenizer,
+        train_set,
+        eval_set,
+        make_collator(tokenizer, masking, training_args.seed),
+        make_collator(tokenizer, masking, training_args.seed, for_eval=True),
+        training_args,
+    )
     return finish(run, trainer, tokenizer, corpus.eval, output_dir)
 
 
@@ -443,8 +468,16 @@ def run_adapt(
     model.train()
     run.info["objective"] = "mlm"
     run.info["model"] = _model_info(model, model.config, train_set, eval_set, masking)
-    collator = make_collator(tokenizer, masking, training_args.seed)
-    trainer = train(run, model, tokenizer, train_set, eval_set, collator, training_args)
+    trainer = train(
+        run,
+        model,
+        tokenizer,
+        train_set,
+        eval_set,
+        make_collator(tokenizer, masking, training_args.seed),
+        make_collator(tokenizer, masking, training_args.seed, for_eval=True),
+        training_args,
+    )
     metrics = finish(run, trainer, tokenizer, corpus.eval, output_dir)
     if not math.isfinite(metrics["eval_mlm_perplexity_after"] or math.nan):
         raise CliError("training diverged (non-finite eval perplexity); lower --learning_rate")
