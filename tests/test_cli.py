@@ -351,6 +351,19 @@ def test_pretrain_defaults_differ_from_adapt_defaults():
     assert (adapt.max_steps, adapt.learning_rate) == (200, 1e-4)
 
 
+@pytest.mark.parametrize("command", ["pretrain", "adapt", "fill-mask", "probe", "bench"])
+def test_help_lists_the_flags(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith("usage: mlmkit " + command)
+    if command in ("pretrain", "adapt"):
+        assert "--eval_mlm_probability" in text and "--learning_rate" in text
+    if command == "pretrain":
+        assert "--position_init {sinusoidal,random}" in text
+
+
 def test_evaluation_masks_at_its_own_rate(bert_tokenizer):
     """Training at --mlm_probability 0.4 while the fixed-mask evaluation masks 15%."""
     import numpy as np

@@ -53,7 +53,7 @@ class MaskingArguments:
     eval_mlm_probability: float = field(
         default=0.15,
         metadata={
-            "help": "share of tokens masked for the fixed-mask eval perplexity (BERT's 15%, so "
+            "help": "share of tokens masked for the fixed-mask eval perplexity (BERT's 0.15, so "
             "runs with different training rates compare)"
         },
     )
