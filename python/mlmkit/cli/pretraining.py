@@ -176,15 +176,18 @@ def train(
     tokenizer: Any,
     train_set: Any,
     eval_set: Any,
-    collator: Any,
-    eval_collator: Any,
+    masking: MaskingArguments,
     training_args: Any,
 ) -> Any:
-    """Train with `Trainer` and `collator`; fixed-mask perplexity (masks of `eval_collator`)
-    before training, at every evaluation and at the end. Returns the trainer."""
+    """Train with `Trainer` and mlmkit's collator; fixed-mask perplexity (at
+    --eval_mlm_probability) before training, at every evaluation and at the end. Returns the
+    trainer."""
     from transformers import Trainer
 
     import mlmkit
+
+    collator = make_collator(tokenizer, masking, training_args.seed)
+    eval_collator = make_collator(tokenizer, masking, training_args.seed, for_eval=True)
 
     callback = mlmkit.FixedMaskPerplexityCallback(
         eval_set,
@@ -424,16 +427,7 @@ def run_pretrain(
     run.info["objective"] = model_args.objective
     run.info["model"] = _model_info(model, config, train_set, eval_set, masking)
     run.info["model"]["position_init"] = model_args.position_init
-    trainer = train(
-        run,
-        model,
-        tokenizer,
-        train_set,
-        eval_set,
-        make_collator(tokenizer, masking, training_args.seed),
-        make_collator(tokenizer, masking, training_args.seed, for_eval=True),
-        training_args,
-    )
+    trainer = train(run, model, tokenizer, train_set, eval_set, masking, training_args)
     return finish(run, trainer, tokenizer, corpus.eval, output_dir)
 
 
@@ -468,16 +462,7 @@ def run_adapt(
     model.train()
     run.info["objective"] = "mlm"
     run.info["model"] = _model_info(model, model.config, train_set, eval_set, masking)
-    trainer = train(
-        run,
-        model,
-        tokenizer,
-        train_set,
-        eval_set,
-        make_collator(tokenizer, masking, training_args.seed),
-        make_collator(tokenizer, masking, training_args.seed, for_eval=True),
-        training_args,
-    )
+    trainer = train(run, model, tokenizer, train_set, eval_set, masking, training_args)
     metrics = finish(run, trainer, tokenizer, corpus.eval, output_dir)
     if not math.isfinite(metrics["eval_mlm_perplexity_after"] or math.nan):
         raise CliError("training diverged (non-finite eval perplexity); lower --learning_rate")
