@@ -381,6 +381,25 @@ def test_evaluation_masks_at_its_own_rate(bert_tokenizer):
         assert masked == pytest.approx(share, abs=0.03), (for_eval, masked)
 
 
+def test_pretrain_is_reproducible_given_the_seed(corpus, tmp_path, capsys):
+    """Same seed, same run: tokenizer (byte-level BPE), initial weights, masks and data order.
+    (WordPiece training in `tokenizers` breaks ties in hash-map order, huggingface/tokenizers#1794,
+    so its vocabulary, and with it the run, can differ slightly between runs.)"""
+    histories = []
+    for name in ("a", "b"):
+        argv = ["pretrain", "--corpus", str(corpus), "--output_dir", str(tmp_path / name)]
+        argv += ["--max_steps", "30", "--tokenizer_type", "bpe", *TINY_MODEL, *TINY_TRAINING]
+        assert main(argv) == 0
+        history = json.loads((tmp_path / name / "metrics.json").read_text())["log_history"]
+        timing = ("runtime", "per_second")
+        histories.append(
+            [{k: v for k, v in h.items() if not any(t in k for t in timing)} for h in history]
+        )
+    losses = [h["loss"] for h in histories[0] if "loss" in h]
+    assert len(losses) == 6 and losses[-1] < losses[0]
+    assert histories[0] == histories[1]
+
+
 def test_pretrain_starts_from_sinusoidal_positions(corpus, tmp_path, monkeypatch, capsys):
     import torch
 
