@@ -16,6 +16,7 @@ from . import _core
 from .arrow_lists import FlatList, chunks_of, flat_list, list_array
 from .seeding import split64
 from .templates import PairTemplate, pair_template
+from .vocab import token_ids
 
 Task = Literal["nsp", "sop"]
 
@@ -199,14 +200,7 @@ class SentencePairs:
         texts = sentences.to_pylist()
         if not texts:
             return np.zeros(1, np.int64), np.zeros(0, np.int32)
-        enc = self.tokenizer(
-            texts,
-            add_special_tokens=False,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-            verbose=False,
-        )
-        values, lens = _core.flatten_rows(list(enc["input_ids"]), "input_ids")
+        values, lens = _core.flatten_rows(list(token_ids(self.tokenizer, texts)), "input_ids")
         offsets = np.zeros(len(lens) + 1, dtype=np.int64)
         np.cumsum(lens, out=offsets[1:])
         if len(values) and int(values.max()) < 2**31:

@@ -1,4 +1,5 @@
-"""Per-tokenizer tables the kernels need: special-token flags and random-replacement ids."""
+"""Per-tokenizer tables the kernels need (special-token flags, random-replacement ids) and the
+plain text -> token ids call the preprocessing steps share."""
 
 from __future__ import annotations
 
@@ -17,6 +18,18 @@ class TokenizerTables:
     mask_id: int
     is_special: np.ndarray  # uint8, one flag per id
     random_ids: np.ndarray  # int64 ids a selected token may be replaced with
+
+
+def token_ids(tokenizer: Any, texts: list[str]) -> list[list[int]]:
+    """Token ids of each text, without special tokens (the steps add their own) and without the
+    tokenizer's too-long warning (the steps cut or group long texts themselves)."""
+    return tokenizer(
+        texts,
+        add_special_tokens=False,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+        verbose=False,
+    )["input_ids"]
 
 
 def special_ids(tokenizer: Any) -> set[int]:

@@ -103,15 +103,10 @@ class TokenizeDocuments:
     tokenizer: Any
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, Any]:
+        from mlmkit.vocab import token_ids
+
         texts = [" ".join(d) for d in batch["sentences"]]
-        enc = self.tokenizer(
-            texts,
-            add_special_tokens=False,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-            verbose=False,
-        )
-        return {"input_ids": enc["input_ids"]}
+        return {"input_ids": token_ids(self.tokenizer, texts)}
 
 
 def mlm_blocks(docs: Any, tokenizer: Any, block_size: int) -> Any:
