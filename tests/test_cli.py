@@ -95,9 +95,15 @@ def test_pretrain_mlm_writes_model_metrics_and_plot(pretrained, capsys):
     assert metrics["global_step"] == 150
     evals = [h for h in metrics["log_history"] if "eval_mlm_perplexity" in h]
     assert [h["step"] for h in evals] == [0, 20, 40, 60, 80, 100, 120, 140, 150]
-    # The vocabulary size bounds an untrained model's perplexity from above, roughly.
-    assert metrics["eval_mlm_perplexity_before"] > 100
-    assert metrics["eval_mlm_accuracy_after"] > 0.3
+    # An untrained model's perplexity is about the vocabulary size (~170 here). 150 tiny steps
+    # learn the token frequencies (this corpus's unigram perplexity is about 19), not yet context:
+    # over 20 runs the eval perplexity ended at 13-22 and the accuracy (of ~50-200 masked tokens)
+    # at 0.22-0.37, varying with the WordPiece vocabulary (huggingface/tokenizers#1794).
+    # Context use is what the full default run shows (README).
+    before, after = metrics["eval_mlm_perplexity_before"], metrics["eval_mlm_perplexity_after"]
+    assert before > 100
+    assert after < before / 5, (before, after)
+    assert metrics["eval_mlm_accuracy_after"] > 0.15
     assert metrics["fill_mask_examples"]
     canaries = json.loads((pretrained / "canaries.json").read_text())
     assert len(canaries["inserted"]) == 2 and len(canaries["controls"]) == 5
