@@ -122,7 +122,7 @@ fn bad_item(name: &str, i: usize, j: usize, item: &Bound<'_, PyAny>, bools: bool
     let at = format!("{name} row {i}, position {j}");
     if item.is_instance_of::<pyo3::types::PyBool>() && !bools {
         return PyTypeError::new_err(format!(
-            "{name} must hold integers, not bools: {at} is {item}"
+            "{at} is {item}: {name} must hold integers, not bools"
         ));
     }
     if item.is_instance_of::<pyo3::types::PyInt>() {
@@ -132,7 +132,7 @@ fn bad_item(name: &str, i: usize, j: usize, item: &Bound<'_, PyAny>, bools: bool
     }
     if item.is_instance_of::<pyo3::types::PyString>() {
         return PyTypeError::new_err(format!(
-            "{name} must hold integers; {at} is a str ({}): tokenize the text first",
+            "{at} is a str ({}): {name} must hold token ids; tokenize the text first",
             item.repr().map(|r| r.to_string()).unwrap_or_default()
         ));
     }

@@ -33,9 +33,12 @@ class Ragged:
 def _object_array_error(a: np.ndarray, what: str) -> Exception:
     """What is wrong with an object array: rows of different lengths, integers that do not fit
     in 64 bits, or items that are not integers."""
-    for index, item in np.ndenumerate(a):
+    for nd_index, item in np.ndenumerate(a):
+        index = nd_index[0] if len(nd_index) == 1 else nd_index
         if isinstance(item, bool):
-            return TypeError(f"{what} must hold integers, not bools: position {index} is {item}")
+            return TypeError(
+                f"{what} holds {item} at position {index}: integers are needed, not bools"
+            )
         if isinstance(item, int):
             if not -(2**63) <= item < 2**63:
                 return OverflowError(
