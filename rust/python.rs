@@ -130,7 +130,7 @@ fn bad_item(name: &str, i: usize, j: usize, item: &Bound<'_, PyAny>, bools: bool
             "{at} holds {item}, which does not fit in 64 bits"
         ));
     }
-    if item.is_instance_of::<pyo3::types::PyString>() {
+    if item.is_instance_of::<pyo3::types::PyString>() && name == "input_ids" {
         return PyTypeError::new_err(format!(
             "{at} is a str ({}): {name} must hold token ids; tokenize the text first",
             item.repr().map(|r| r.to_string()).unwrap_or_default()
