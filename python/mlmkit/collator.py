@@ -123,6 +123,7 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
                 "keyed=True makes masks a function of (seed, epoch, content): pass a seed"
             )
         self._tables: TokenizerTables | None = None
+        self._schedule: seeding.EpochSchedule = self.__dict__["_schedule"]  # made by `epoch`
         self._cursor = seeding.BatchCursor()
         _ = self.tables  # fail now, not at the first batch, if pad/mask tokens are missing
         self._check_device()

@@ -279,8 +279,7 @@ def warn_if_unmanaged(schedule: EpochSchedule, keyed: bool) -> None:
     if _trainer_runs == 0 or schedule.managed or not schedule.first_warning():
         return
     effect = (
-        "its masks repeat every epoch (keyed=True, epoch stays "
-        f"{schedule.epoch})"
+        f"its masks repeat every epoch (keyed=True, epoch stays {schedule.epoch})"
         if keyed
         else "a resumed run will not reproduce its masks"
     )
