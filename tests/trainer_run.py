@@ -2,16 +2,17 @@
 
     python tests/trainer_run.py RUNS.json
 
-RUNS is either a list of runs, done one after the other in this process (what each torchrun
-rank does), or `{"stages": [[group, ...], ...]}`: stages run one after the other; the groups of
-a stage (each a list of runs) run in fresh processes forked from this one, two at a time. This
-process only imports the libraries, so a forked child starts without any state of a previous run,
-like a new interpreter, without paying the imports again.
+RUNS is either a list of runs, done one after the other in this process (what each rank of a
+DDP run does), or `{"stages": [[group, ...], ...]}`: stages run one after the other; the groups
+of a stage (each a list of runs) run in fresh processes forked from this one, two at a time.
+This process only imports the libraries, so a forked child starts without any state of a
+previous run, like a new interpreter, without paying the imports again.
 
 A run is a dict with `output_dir`, `keyed`, `workers`, `persistent`, `shuffle`, `epochs`,
 `save_steps`, and optionally `accumulation`, `dataset` ("datasets" or "list"), `resume_from`,
-`opt_out` (remove mlmkit's MaskEpochCallback), `dropout`, `fixed_mask`, `ddp`, `save_model`,
-and `results` (where to write them; "{rank}" becomes the rank). Results: for every training
+`opt_out` (remove mlmkit's MaskEpochCallback), `dropout`, `fixed_mask`, `eval_steps`, `ddp`
+(the path of a file store: this process is rank $RANK of $WORLD_SIZE), `save_model`, and
+`results` (where to write them; "{rank}" becomes the rank). Results: for every training
 micro-batch its global step, loss, input_ids and labels; the evaluations; mlmkit's warnings.
 """
 
@@ -69,6 +70,15 @@ def run(cfg: dict) -> None:
     import mlmkit
 
     torch.set_num_threads(1)
+    if cfg.get("ddp") and not torch.distributed.is_initialized():
+        # A file store instead of torchrun's TCP store (which listens on every interface);
+        # accelerate then uses this process group (RANK / WORLD_SIZE / LOCAL_RANK from the env).
+        torch.distributed.init_process_group(
+            "gloo",
+            init_method=f"file://{cfg['ddp']}",
+            rank=int(os.environ["RANK"]),
+            world_size=int(os.environ["WORLD_SIZE"]),
+        )
     tok = tokenizer()
     train = rows(tok, N_TRAIN, 0)
     if cfg.get("dataset", "datasets") == "datasets":
@@ -88,7 +98,7 @@ def run(cfg: dict) -> None:
         learning_rate=3e-3,
         logging_steps=1,
         eval_strategy="steps",
-        eval_steps=4,
+        eval_steps=cfg.get("eval_steps", 4),
         save_strategy="steps",
         save_steps=cfg["save_steps"],
         report_to=[],
