@@ -81,12 +81,14 @@ def check_count(value: object, name: str) -> int:
 # ---- ranks ---------------------------------------------------------------------------------
 
 
+_DISTRIBUTED = torch.distributed.is_available()
+
+
 def current_rank() -> int:
     """The global rank of this process: `torch.distributed` when initialised, else the `RANK`
     environment variable that torchrun / accelerate launch set, else 0."""
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return int(dist.get_rank())
+    if _DISTRIBUTED and torch.distributed.is_initialized():
+        return int(torch.distributed.get_rank())
     env = os.environ.get("RANK", "")
     return int(env) if env.isdigit() else 0
 
@@ -104,7 +106,7 @@ class EpochSchedule:
     independent schedule; torch's multiprocessing pickler (spawn/forkserver DataLoader workers)
     shares the memory and carries the pickling process's rank."""
 
-    __slots__ = ("_values", "_rank", "shared")
+    __slots__ = ("_values", "_view", "_rank", "shared")
 
     def __init__(self, epoch: int = 0, skip: int = 0, managed: bool = False) -> None:
         values = torch.tensor([0, epoch, skip, int(managed), 0], dtype=torch.int64)
@@ -114,12 +116,13 @@ class EpochSchedule:
         except (RuntimeError, OSError):  # no shared memory here (e.g. no /dev/shm)
             self.shared = False
         self._values = values
+        self._view = values.numpy()  # the same memory; cheaper to read once per batch
         self._rank: int | None = None
 
     @classmethod
     def _attached(cls, values: torch.Tensor, rank: int) -> EpochSchedule:
         self = cls.__new__(cls)
-        self._values, self._rank, self.shared = values, rank, True
+        self._values, self._view, self._rank, self.shared = values, values.numpy(), rank, True
         return self
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -132,16 +135,16 @@ class EpochSchedule:
         return (EpochSchedule._attached, (self._values, self.rank()))
 
     def read(self) -> tuple[int, int, int, bool]:
-        version, epoch, skip, managed = self._values[:4].tolist()
+        version, epoch, skip, managed = self._view[:4].tolist()
         return version, epoch, skip, bool(managed)
 
     @property
     def epoch(self) -> int:
-        return int(self._values[_EPOCH])
+        return int(self._view[_EPOCH])
 
     @property
     def managed(self) -> bool:
-        return bool(self._values[_MANAGED])
+        return bool(self._view[_MANAGED])
 
     def set(self, epoch: object, skip_batches: object = 0) -> None:
         if torch.utils.data.get_worker_info() is not None:
@@ -151,7 +154,7 @@ class EpochSchedule:
             )
         e = check_count(epoch, "epoch")
         s = check_count(skip_batches, "skip_batches")
-        v = self._values
+        v = self._view
         v[_EPOCH], v[_SKIP], v[_MANAGED] = e, s, 1
         v[_VERSION] += 1  # last: a reader that sees the new version sees the new values
 
@@ -160,9 +163,9 @@ class EpochSchedule:
 
     def first_warning(self) -> bool:
         """True the first time it is asked, across every process sharing this schedule."""
-        if self._values[_WARNED]:
+        if self._view[_WARNED]:
             return False
-        self._values[_WARNED] = 1
+        self._view[_WARNED] = 1
         return True
 
 
