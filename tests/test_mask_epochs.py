@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import pickle
+import subprocess
+import sys
 import warnings
 
 import datasets
@@ -380,3 +382,19 @@ def test_rank_comes_from_the_launcher_without_torch_distributed(monkeypatch):
     assert seeding.current_rank() == 3
     monkeypatch.delenv("RANK")
     assert seeding.current_rank() == 0
+
+
+def test_importing_mlmkit_registers_the_callback_when_trainer_is_imported_later():
+    """In a fresh interpreter: mlmkit does not import transformers.trainer (seconds) itself, and
+    the callback is among Trainer's defaults once it is imported."""
+    code = (
+        "import sys, mlmkit\n"
+        "assert 'transformers.trainer' not in sys.modules\n"
+        "from transformers import Trainer\n"
+        "import transformers.trainer as t\n"
+        "assert t.DEFAULT_CALLBACKS.count(mlmkit.MaskEpochCallback) == 1, t.DEFAULT_CALLBACKS\n"
+        "import importlib; importlib.reload(mlmkit)\n"
+        "assert t.DEFAULT_CALLBACKS.count(mlmkit.MaskEpochCallback) == 1, t.DEFAULT_CALLBACKS\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]

@@ -45,6 +45,19 @@ RUNS = {
         dict(keyed=True, workers=2, persistent=True, shuffle=False, dropout=0.0),
         9,
     ),
+    # An iterable dataset (one Trainer epoch of 3 passes over the rows, max_steps=18): skipped
+    # batches are collated and dropped, so positions need no offset.
+    "seeded-iterable-workers2": (
+        dict(
+            keyed=False,
+            workers=2,
+            persistent=False,
+            shuffle=False,
+            dataset="iterable",
+            max_steps=18,
+        ),
+        9,
+    ),
     # Controls: without mlmkit's Trainer integration the same checks fail.
     "seeded-workers0-opted-out": (
         dict(keyed=False, workers=0, persistent=False, shuffle=True, opt_out=True),
@@ -144,7 +157,7 @@ def masks_by_row(records) -> list[dict[tuple[int, ...], np.ndarray]]:
     return epochs
 
 
-@pytest.mark.parametrize("name", [n for n in RUNS if "opted-out" not in n])
+@pytest.mark.parametrize("name", [n for n in RUNS if "opted-out" not in n and "iterable" not in n])
 def test_every_epoch_draws_fresh_masks_for_the_same_rows(runs, name):
     full, _ = runs[name]
     epochs = masks_by_row(full["records"])

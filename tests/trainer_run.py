@@ -23,6 +23,8 @@ import os
 import sys
 import warnings
 
+import torch
+
 N_TRAIN, N_EVAL, BATCH, N_WORDS = 48, 16, 8, 200
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -44,6 +46,17 @@ def rows(tok, n, seed):
         body = rng.integers(len(SPECIALS), len(tok), int(rng.integers(12, 25))).tolist()
         out.append({"input_ids": [tok.cls_token_id, *body, tok.sep_token_id]})
     return out
+
+
+class Stream(torch.utils.data.IterableDataset):
+    """An iterable dataset (no length): the rows, `passes` times over, in order."""
+
+    def __init__(self, data, passes):
+        self.data, self.passes = data, passes
+
+    def __iter__(self):
+        for _ in range(self.passes):
+            yield from self.data
 
 
 def tiny_bert(tok, dropout=0.1):
@@ -83,6 +96,8 @@ def run(cfg: dict) -> None:
     train = rows(tok, N_TRAIN, 0)
     if cfg.get("dataset", "datasets") == "datasets":
         train = datasets.Dataset.from_list(train)
+    elif cfg["dataset"] == "iterable":
+        train = Stream(train, 3)
     eval_rows = datasets.Dataset.from_list(rows(tok, N_EVAL, 1))
 
     set_seed(0)
@@ -92,6 +107,7 @@ def run(cfg: dict) -> None:
     args = TrainingArguments(
         output_dir=cfg["output_dir"],
         num_train_epochs=cfg["epochs"],
+        max_steps=cfg.get("max_steps", -1),
         per_device_train_batch_size=BATCH,
         per_device_eval_batch_size=BATCH,
         gradient_accumulation_steps=cfg.get("accumulation", 1),
