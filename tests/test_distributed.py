@@ -163,9 +163,10 @@ def test_ddp_trainer_reports_one_fixed_mask_perplexity_equal_to_a_single_process
         assert p.returncode == 0, log[-4000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
 
-    # 48 rows, 2 ranks, batch 8: 3 steps per epoch, evaluations after steps 3 and 6.
+    # 48 rows, 2 ranks, batch 8: 3 steps per epoch, evaluations before training and after steps
+    # 3 and 6.
     evals = [{e["step"]: e["eval_mlm_perplexity"] for e in r["evals"]} for r in ranks]
-    assert sorted(evals[0]) == [3, 6]
+    assert sorted(evals[0]) == [0, 3, 6]
     assert evals[0] == evals[1]  # every rank reports the same figure
     assert ranks[0]["warnings"] == ranks[1]["warnings"] == []
     assert len(ranks[0]["records"]) == len(ranks[1]["records"]) == 6

@@ -114,6 +114,7 @@ def run(cfg: dict) -> None:
         learning_rate=3e-3,
         logging_steps=1,
         eval_strategy="steps",
+        eval_on_start=True,  # a resumed run evaluates where the uninterrupted one did not
         eval_steps=cfg.get("eval_steps", 4),
         save_strategy="steps",
         save_steps=cfg["save_steps"],

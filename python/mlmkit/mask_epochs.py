@@ -26,7 +26,7 @@ import math
 import sys
 import warnings
 from collections.abc import Sequence
-from types import ModuleType
+from types import FrameType, ModuleType
 from typing import Any
 
 import torch
@@ -77,7 +77,7 @@ class MaskEpochCallback(TrainerCallback):
         self.explicit: tuple[DataCollatorForLanguageModeling, ...] = collators
         self.collators: list[DataCollatorForLanguageModeling] = []
         self._next: tuple[int, int] | None = None
-        self._running = False
+        self._run: tuple[int, Any] | None = None
 
     def attach(self, trainer: Any) -> MaskEpochCallback:
         """Add this callback to `trainer` (without transformers' warning about a second callback
@@ -87,15 +87,19 @@ class MaskEpochCallback(TrainerCallback):
         return self
 
     def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
-        if not self._running:
-            seeding.trainer_run(started=True)
-            self._running = True
+        if self._run is not None:
+            seeding.trainer_ended(self._run)
+        self._run = seeding.trainer_started(_trainer_frame())
         self.collators = list(self.explicit) or _take_over(train_dataloader)
         self._next = None
         if not self.collators:
             return
         self._next = (0, 0) if train_dataloader is None else _start(args, state, train_dataloader)
         _check_workers(args, self.collators)
+        # Managed from now on: evaluation before the first epoch (eval_on_start) uses it too.
+        epoch, skip = self._next
+        for collator in self.collators:
+            collator.set_epoch(epoch, skip_batches=skip)
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         if self._next is None:
@@ -106,9 +110,20 @@ class MaskEpochCallback(TrainerCallback):
         self._next = (epoch + 1, 0)
 
     def on_train_end(self, args, state, control, **kwargs):
-        if self._running:
-            seeding.trainer_run(started=False)
-            self._running = False
+        if self._run is not None:
+            seeding.trainer_ended(self._run)
+            self._run = None
+
+
+def _trainer_frame() -> FrameType:
+    """The frame of the loop that sends Trainer's events (`Trainer._inner_training_loop`)."""
+    frame = sys._getframe(1)
+    while frame.f_back is not None:
+        module = frame.f_globals.get("__name__", "")
+        if not (module.startswith("mlmkit") or module == "transformers.trainer_callback"):
+            break
+        frame = frame.f_back
+    return frame
 
 
 def _take_over(loader: Any) -> list[DataCollatorForLanguageModeling]:

@@ -28,8 +28,10 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import sys
 import warnings
 from multiprocessing.reduction import ForkingPickler
+from types import CodeType, FrameType
 from typing import Any
 
 import numpy as np
@@ -161,12 +163,14 @@ class EpochSchedule:
     def rank(self) -> int:
         return current_rank() if self._rank is None else self._rank
 
-    def first_warning(self) -> bool:
-        """True the first time it is asked, across every process sharing this schedule."""
-        if self._view[_WARNED]:
-            return False
-        self._view[_WARNED] = 1
-        return True
+    @property
+    def warned(self) -> bool:
+        """Whether a warning about this schedule was given, in any process sharing it."""
+        return bool(self._view[_WARNED])
+
+    @warned.setter
+    def warned(self, value: bool) -> None:
+        self._view[_WARNED] = int(value)
 
 
 ForkingPickler.register(EpochSchedule, EpochSchedule._share)
@@ -266,21 +270,42 @@ def torch_words(rank: int) -> np.ndarray:
 
 # ---- epochs nobody manages during a Trainer run --------------------------------------------
 
-_trainer_runs = 0
+# The frames of the `Trainer.train()` loops the Trainer integration saw start, as (id, code):
+# a run is going on while its frame is on the call stack (forked DataLoader workers inherit the
+# stack), so a run that ended with an exception leaves nothing behind. Holding the code object,
+# not the frame, keeps the loop's locals (model, data) collectable.
+_trainer_loops: list[tuple[int, CodeType]] = []
 
 
-def trainer_run(started: bool) -> None:
-    """Called by the Trainer integration when a `Trainer.train()` starts and ends in this
-    process (forked DataLoader workers inherit the count)."""
-    global _trainer_runs
-    _trainer_runs = max(_trainer_runs + (1 if started else -1), 0)
+def trainer_started(frame: FrameType) -> tuple[int, CodeType]:
+    marker = (id(frame), frame.f_code)
+    del _trainer_loops[:-15]  # runs that raised; at most 16 kept
+    _trainer_loops.append(marker)
+    return marker
+
+
+def trainer_ended(marker: tuple[int, CodeType]) -> None:
+    if marker in _trainer_loops:
+        _trainer_loops.remove(marker)
+
+
+def in_trainer_loop() -> bool:
+    if not _trainer_loops:
+        return False
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        if (id(frame), frame.f_code) in _trainer_loops:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def warn_if_unmanaged(schedule: EpochSchedule, keyed: bool) -> None:
-    """Warn once per schedule when a collator whose epoch nobody manages masks batches while a
-    `Trainer.train()` runs: the Trainer integration could not reach it."""
-    if _trainer_runs == 0 or schedule.managed or not schedule.first_warning():
+    """Warn once per schedule when a collator whose epoch nobody manages masks batches inside a
+    `Trainer.train()`: the Trainer integration could not reach it."""
+    if schedule.managed or schedule.warned or not in_trainer_loop():
         return
+    schedule.warned = True
     effect = (
         f"its masks repeat every epoch (keyed=True, epoch stays {schedule.epoch})"
         if keyed
