@@ -9,11 +9,14 @@ It does nothing unless the training DataLoader collates with an mlmkit collator.
   with the same collator in the main process (`dataloader_num_workers=0`) does not shift the
   positions of training batches (a resumed run does not redo the evaluation before its
   checkpoint);
-* at each epoch begin it calls `collator.set_epoch(epoch, skip_batches=...)` with Trainer's epoch
-  and, in the epoch a run resumes in, the number of batches Trainer skips (accelerate's
-  `skip_first_batches` never fetches nor collates them). Trainer computes that number the same
-  way: `(global_step % updates_per_epoch) * gradient_accumulation_steps`. Datasets without a
-  length or iterable ones are skipped by collating and dropping batches, so there the count is 0.
+* on train begin and at each epoch begin it calls `collator.set_epoch(epoch, skip_batches=...)`
+  with Trainer's epoch and, in the epoch a run resumes in, the number of batches Trainer skips
+  (accelerate's `skip_first_batches` never fetches nor collates them), computed as Trainer does:
+  `(global_step % updates_per_epoch) * gradient_accumulation_steps`. Datasets without a length
+  or iterable ones are skipped by collating and dropping batches, so there the count is 0.
+
+A collator that masks inside a `Trainer.train()` loop while nobody manages its epoch warns once
+(`seeding.warn_if_unmanaged`): the integration could not reach it.
 
 `trainer.remove_callback(mlmkit.MaskEpochCallback)` opts out (the masks then stay as the
 collator's own epoch makes them).
