@@ -16,6 +16,13 @@ from .callback import FixedMaskPerplexityCallback  # noqa: E402
 
 __all__ += ["FixedMaskPerplexityCallback", "metrics"]
 
+# ---- Training runs: epochs, ranks, resume ----
+from .mask_epochs import MaskEpochCallback, install  # noqa: E402
+
+install()  # every Trainer built from now on follows epochs with mlmkit collators
+del install
+__all__ += ["MaskEpochCallback"]
+
 # Corpus preprocessing (issue 4).
 from .corpus import load_sentence_corpus  # noqa: E402
 from .grouping import GroupTexts  # noqa: E402

@@ -53,7 +53,9 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
         random_tokens: "non_special" (random replacements drawn from the non-special vocabulary)
             or "uniform" (from `range(len(tokenizer))`, as transformers).
         keyed: masks are a pure function of (seed, epoch, row content); needs `seed`.
-        epoch: mixed into the random stream; set it each epoch (a callback can) for fresh masks.
+        epoch: the epoch the masks belong to (0-based). `Trainer` advances it by itself; in
+            other loops call `set_epoch(epoch)` every epoch (README: "Multi-GPU, multi-node and
+            resumed training").
 
     Whole-word and span masking (README: "Whole-word and span masking"):
         whole_word_mask: True selects whole words (same as masking="word"); boundaries come from
@@ -73,12 +75,12 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
     random_replace_prob: float = 0.1
     pad_to_multiple_of: int | None = None
     return_tensors: str = "pt"
-    seed: int | None = None
+    seed: int | None = seeding.SeedField()  # type: ignore[assignment]
     mask_count: MaskCount = "bernoulli"
     max_predictions: int | None = None
     random_tokens: RandomTokens = "non_special"
     keyed: bool = False
-    epoch: int = 0
+    epoch: int = seeding.EpochField()  # type: ignore[assignment]
     masking: Masking | None = None
     replace_per: ReplacePer = "word"
     span_geometric_p: float = 0.2
@@ -118,16 +120,13 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
                 isinstance(value, bool) or not isinstance(value, int) or value < 1
             ):
                 raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
-        if self.seed is not None and (
-            isinstance(self.seed, bool) or not isinstance(self.seed, int)
-        ):
-            raise TypeError(f"seed must be an int or None, got {type(self.seed).__name__}")
         if self.keyed and self.seed is None:
             raise ValueError(
                 "keyed=True makes masks a function of (seed, epoch, content): pass a seed"
             )
         self._tables: TokenizerTables | None = None
-        self._calls = 0
+        self._schedule: seeding.EpochSchedule = self.__dict__["_schedule"]  # made by `epoch`
+        self._cursor = seeding.BatchCursor()
         _ = self.tables  # fail now, not at the first batch, if the mask token is missing
         self._check_device()
 
@@ -143,16 +142,31 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_tables"] = None  # derived; rebuilt lazily in the process that uses it
+        state["_cursor"] = seeding.BatchCursor()  # a copy counts its own batches
         return state
 
+    def set_epoch(self, epoch: int, *, skip_batches: int = 0) -> None:
+        """Mask the coming batches as batches of `epoch` (0-based), like
+        `DistributedSampler.set_epoch`. `skip_batches` is the number of batches the DataLoader
+        skips at the start of this epoch when a run resumes (what accelerate's
+        `skip_first_batches(loader, skip_batches)` skips), so that batch positions match the
+        uninterrupted run.
+
+        Keyed mode: the epoch enters every row's key. `seed=int`: each batch is keyed by (seed,
+        rank, epoch, its position in the epoch), so a resumed run draws the same masks. Call it
+        before iterating the DataLoader, in the process that iterates it; DataLoader workers,
+        persistent ones included, see it. `Trainer` does this by itself (`MaskEpochCallback`)."""
+        self._schedule.set(epoch, skip_batches)
+
     def _key_words(self) -> np.ndarray:
+        schedule = self._schedule
         if self.keyed:
-            return seeding.keyed_words(self.seed, self.epoch)  # type: ignore[arg-type]
+            seeding.warn_if_unmanaged(schedule, keyed=True)
+            return seeding.keyed_words(self.seed, schedule.epoch)  # type: ignore[arg-type]
         if self.seed is None:
-            return seeding.torch_words()
-        words = seeding.seeded_words(self.seed, self.epoch, self._calls)
-        self._calls += 1
-        return words
+            return seeding.torch_words(schedule.rank())
+        seeding.warn_if_unmanaged(schedule, keyed=False)
+        return seeding.seeded_words(self.seed, schedule, self._cursor)
 
     def torch_call(self, examples: Any) -> dict[str, Any]:
         return self._to_device(self._collate(examples, "pt"))
