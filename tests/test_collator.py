@@ -469,7 +469,9 @@ def test_core_rejects_non_contiguous_and_mismatched_buffers(bert_tokenizer):
 
 def test_tokenizer_changes_after_construction_are_seen(bert_dir):
     tok = transformers.AutoTokenizer.from_pretrained(bert_dir)
-    c = mlmkit.DataCollatorForLanguageModeling(tok, seed=0, mlm_probability=1.0)
+    c = mlmkit.DataCollatorForLanguageModeling(
+        tok, seed=0, mlm_probability=1.0, mask_replace_prob=1.0, random_replace_prob=0.0
+    )
     rows = [[101, 7592, 2088, 102]]
     assert (c(rows)["input_ids"][0, 1:3] == 103).all()
     tok.mask_token = "[unused0]"  # a new mask token
