@@ -1,5 +1,6 @@
-"""The `mlmkit` command line: pretrain BERT from scratch, adapt a masked LM to a corpus, fill masks,
-probe for memorisation, and measure collation speed."""
+"""The `mlmkit` command line: pretrain BERT from scratch, adapt a masked LM to a corpus, preprocess
+a corpus into training shards (on this machine or with Ray), fill masks, probe for memorisation,
+and measure collation speed."""
 
 from __future__ import annotations
 
@@ -38,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
         "fixed-mask perplexity before and after. Training flags are transformers' "
         "TrainingArguments.",
     )
+
+    from .cli.preprocess_arguments import add_preprocess_command
+
+    add_preprocess_command(sub)
 
     fill = sub.add_parser("fill-mask", help="top-k tokens at each mask of a text")
     fill.add_argument("--model", required=True, help="model directory (model and tokenizer)")
@@ -92,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
         from .cli.commands import training_command
 
         training_command(args)
+    elif args.command == "preprocess":
+        from .cli.preprocessing import preprocess_command
+
+        preprocess_command(args)
     elif args.command == "fill-mask":
         from .cli.commands import fill_mask_command
 

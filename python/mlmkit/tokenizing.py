@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import InitVar, dataclass, field
@@ -94,11 +95,7 @@ class Tokenize:
         else:
             backend = self.__dict__.get("_backend")
             if backend is None:
-                from tokenizers import Tokenizer
-
-                backend = Tokenizer.from_str(self.tokenizer_json)
-                backend.no_truncation()
-                backend.no_padding()
+                backend = _backend(self.tokenizer_json)
                 self.__dict__["_backend"] = backend
             encodings = backend.encode_batch_fast(texts, add_special_tokens=self.add_special_tokens)
             rows = [e.ids for e in encodings]
@@ -184,6 +181,18 @@ class Tokenize:
             "Tokenize is a batched map function: it takes a pa.Table (dataset.with_format("
             f"'arrow')) or a dict of columns, got {type(batch).__name__}"
         )
+
+
+@functools.lru_cache(maxsize=4)
+def _backend(tokenizer_json: str) -> Any:
+    """The `tokenizers` tokenizer of a serialization, built once per process (map functions
+    arrive unpickled in every Ray task)."""
+    from tokenizers import Tokenizer
+
+    backend = Tokenizer.from_str(tokenizer_json)
+    backend.no_truncation()
+    backend.no_padding()
+    return backend
 
 
 def _dict_rows(ids: pa.Array) -> Any:
