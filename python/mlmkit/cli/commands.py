@@ -21,7 +21,14 @@ def training_command(args: argparse.Namespace) -> None:
     except (ValueError, TypeError) as e:
         raise CliError(f"training arguments: {e}") from None
     if args.command == "pretrain":
-        run_pretrain(*ours, training)
+        given: frozenset[str] = frozenset()
+        if getattr(args, "argv", None) is not None:
+            from mlmkit.__main__ import build_parser
+
+            from .arguments import given_flags
+
+            given = frozenset(given_flags(build_parser(), args.argv))
+        run_pretrain(*ours, training, given=given)
     else:
         run_adapt(*ours, training)
 
