@@ -144,15 +144,18 @@ def check_ray_address(address: str) -> None:
     if not sep or not host or not port.isdigit():
         raise CliError(f"--ray_address must be auto or HOST:PORT, got {address!r}")
     try:
-        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S) as conn:
-            conn.settimeout(CONNECT_TIMEOUT_S)
-            conn.sendall(_HTTP2_PREFACE)
-            head = _read(conn, 9)
+        conn = socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S)
     except OSError as e:
         raise CliError(
             f"no Ray cluster at {address}: cannot connect ({e.strerror or e}); start one with "
             "`ray start --head` or check --ray_address"
         ) from None
+    try:
+        with conn:
+            conn.sendall(_HTTP2_PREFACE)
+            head = _read(conn, 9)
+    except OSError:  # no answer in time, or the connection dropped
+        head = b""
     if len(head) < 9 or head[3] != 0x04:  # a gRPC server answers with its SETTINGS frame
         raise CliError(
             f"no Ray cluster at {address}: something listens there but does not answer like a "
