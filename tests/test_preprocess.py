@@ -475,3 +475,35 @@ def test_pretrain_refuses_flags_the_preprocessed_corpus_decides(
     err = capsys.readouterr().err
     assert message in err and err.count("error:") == 1, err
     assert not (out / "metrics.json").exists()
+
+
+def test_adapt_on_a_corpus_preprocessed_with_the_models_tokenizer(
+    corpus, bert_dir, small_tokenizer, tmp_path, capsys
+):
+    files, _ = corpus
+    data = tmp_path / "data"
+    preprocess(
+        ["--corpus", files[1], "--tokenizer", bert_dir, "--output_dir", data]
+        + ["--block_size", "64", "--chunk_mb", "0.2"]
+    )
+    out = tmp_path / "adapted"
+    code = main(
+        ["adapt", "--model", str(bert_dir), "--corpus", str(data), "--output_dir", str(out)]
+        + ["--max_steps", "4", "--per_device_train_batch_size", "8", "--eval_steps", "4"]
+        + ["--per_device_eval_batch_size", "16", "--max_eval_samples", "16", "--use_cpu"]
+        + ["--disable_tqdm", "true"]
+    )
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model"]["train_examples"] == manifest(data)["splits"]["train"]["blocks"]
+    assert metrics["model"]["block_size"] == 64
+    # A corpus tokenized by another tokenizer than the model's is refused.
+    other = tmp_path / "other"
+    preprocess(["--corpus", files[1], "--tokenizer", small_tokenizer, "--output_dir", other])
+    capsys.readouterr()
+    code = main(
+        ["adapt", "--model", str(bert_dir), "--corpus", str(other)]
+        + ["--output_dir", str(tmp_path / "refused"), "--use_cpu"]
+    )
+    assert code == 2
+    assert "tokenized with another tokenizer than the model's" in capsys.readouterr().err

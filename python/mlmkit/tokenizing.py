@@ -7,7 +7,7 @@ import functools
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import InitVar, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -99,9 +99,10 @@ class Tokenize:
                 self.__dict__["_backend"] = backend
             encodings = backend.encode_batch_fast(texts, add_special_tokens=self.add_special_tokens)
             rows = [e.ids for e in encodings]
+        rows = cast(list[list[int]], rows)
         if not rows:
             return np.zeros(1, np.int64), np.zeros(0, np.int32)
-        values, lens = _core.flatten_rows(rows, self.output_column)
+        values, lens = _core.flatten_rows(list(rows), self.output_column)
         offsets = np.zeros(len(lens) + 1, dtype=np.int64)
         np.cumsum(lens, out=offsets[1:])
         return offsets, values.astype(np.int32)

@@ -137,9 +137,10 @@ def check_ray_address(address: str) -> None:
     """Fail within seconds when `address` (HOST:PORT, ray://HOST:PORT or auto) does not answer
     like a Ray head node; `ray.init` itself would retry for a minute."""
     if address == "auto":
-        address = _auto_address()
-        if address is None:
+        found = _auto_address()
+        if found is None:
             return  # ray.init("auto") fails at once when it finds no cluster
+        address = found
     host, sep, port = address.removeprefix("ray://").rpartition(":")
     if not sep or not host or not port.isdigit():
         raise CliError(f"--ray_address must be auto or HOST:PORT, got {address!r}")

@@ -1,6 +1,6 @@
-"""`mlmkit pretrain --corpus DIR` on a directory written by `mlmkit preprocess`: its objective,
-block size, tokenizer and splits replace the corpus reading, tokenizer training and
-preprocessing steps."""
+"""`mlmkit pretrain --corpus DIR` (and `adapt`) on a directory written by `mlmkit preprocess`:
+its objective, block size, tokenizer and splits replace the corpus reading, tokenizer training
+and preprocessing steps."""
 
 from __future__ import annotations
 
@@ -31,10 +31,11 @@ def adopt_settings(
     corpus: PreprocessedCorpus,
     corpus_args: CorpusArguments,
     masking: MaskingArguments,
-    model: ModelArguments,
+    model: ModelArguments | None,
     given: frozenset[str],
 ) -> None:
-    """Take the objective and block size from the manifest; refuse flags that contradict it."""
+    """Take the objective and block size from the manifest; refuse flags that contradict it.
+    `model` None: `adapt`, which trains a masked LM on MLM blocks only."""
     where = f"the preprocessed corpus {corpus.directory}"
     for name in NOT_APPLICABLE:
         if name in given:
@@ -43,7 +44,12 @@ def adopt_settings(
                 "(its tokenizer is used)"
             )
     objective = PRETRAIN_OBJECTIVE[corpus.objective]
-    if "objective" in given and model.objective != objective:
+    if model is None and corpus.objective != "mlm":
+        raise CliError(
+            f"{where} holds {corpus.objective} pairs; adapt trains on MLM blocks (preprocess "
+            "with --objective mlm)"
+        )
+    if model is not None and "objective" in given and model.objective != objective:
         raise CliError(
             f"{where} holds {corpus.objective} examples: use --objective {objective} (or "
             "preprocess it again with another --objective)"
@@ -55,18 +61,32 @@ def adopt_settings(
         )
     if "eval_fraction" in given and "validation" in corpus.split_names():
         raise CliError(f"--eval_fraction has no effect: {where} has a validation split")
-    model.objective = objective  # type: ignore[assignment]
+    if model is not None:
+        model.objective = objective  # type: ignore[assignment]
     masking.block_size = corpus.block_size
 
 
 def preprocessed_sets(
-    corpus: PreprocessedCorpus, corpus_args: CorpusArguments, run: Any
+    corpus: PreprocessedCorpus,
+    corpus_args: CorpusArguments,
+    run: Any,
+    model_tokenizer: Any = None,
 ) -> tuple[Any, Any, Any, Any]:
-    """(tokenizer, train set, eval set, held-out documents decoded from eval examples)."""
+    """(tokenizer, train set, eval set, held-out documents decoded from eval examples). With
+    `model_tokenizer` (adapt) the corpus must have been tokenized by that tokenizer."""
     import datasets
+
+    from .preprocessed import tokenizer_fingerprint
 
     start = time.perf_counter()
     tokenizer = corpus.load_tokenizer()
+    if model_tokenizer is not None:
+        if tokenizer_fingerprint(model_tokenizer) != corpus.manifest["tokenizer"]["fingerprint"]:
+            raise CliError(
+                f"the preprocessed corpus {corpus.directory} was tokenized with another "
+                "tokenizer than the model's: preprocess it with --tokenizer MODEL_DIR"
+            )
+        tokenizer = model_tokenizer
     names = corpus.split_names()
     if "train" not in names:
         raise CliError(f"the preprocessed corpus {corpus.directory} has no training examples")

@@ -465,9 +465,16 @@ def run_adapt(
     corpus_args: CorpusArguments,
     masking: MaskingArguments,
     training_args: Any,
+    given: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     from .models import load_masked_lm
+    from .preprocessed import open_preprocessed
 
+    preprocessed = open_preprocessed(corpus_args.corpus)
+    if preprocessed is not None:
+        from .preprocessed_training import adopt_settings
+
+        adopt_settings(preprocessed, corpus_args, masking, None, given)
     check_arguments(corpus_args, masking)
     output_dir = Path(training_args.output_dir)
     run = Run("adapt")
@@ -479,20 +486,28 @@ def run_adapt(
     if masking.block_size > limit:
         raise CliError(f"--block_size ({masking.block_size}) exceeds the model's maximum ({limit})")
     run.info["base_model"] = str(adapt_args.model)
-    corpus = read_corpus(corpus_args, training_args.seed, output_dir, run)
-    start = time.perf_counter()
-    train_set = mlm_blocks(corpus.train, tokenizer, masking.block_size)
-    eval_set = _eval_subset(
-        mlm_blocks(corpus.eval, tokenizer, masking.block_size), corpus_args.max_eval_samples
-    )
-    if len(train_set) == 0 or len(eval_set) == 0:
-        raise CliError("the corpus is too small: no training or evaluation examples")
-    run.timed("preprocessing", start)
+    if preprocessed is not None:
+        from .preprocessed_training import preprocessed_sets
+
+        _, train_set, eval_set, eval_docs = preprocessed_sets(
+            preprocessed, corpus_args, run, model_tokenizer=tokenizer
+        )
+    else:
+        corpus = read_corpus(corpus_args, training_args.seed, output_dir, run)
+        start = time.perf_counter()
+        train_set = mlm_blocks(corpus.train, tokenizer, masking.block_size)
+        eval_set = _eval_subset(
+            mlm_blocks(corpus.eval, tokenizer, masking.block_size), corpus_args.max_eval_samples
+        )
+        if len(train_set) == 0 or len(eval_set) == 0:
+            raise CliError("the corpus is too small: no training or evaluation examples")
+        run.timed("preprocessing", start)
+        eval_docs = corpus.eval
     model.train()
     run.info["objective"] = "mlm"
     run.info["model"] = _model_info(model, model.config, train_set, eval_set, masking)
     trainer = train(run, model, tokenizer, train_set, eval_set, masking, training_args)
-    metrics = finish(run, trainer, tokenizer, corpus.eval, output_dir)
+    metrics = finish(run, trainer, tokenizer, eval_docs, output_dir)
     if not math.isfinite(metrics["eval_mlm_perplexity_after"] or math.nan):
         raise CliError("training diverged (non-finite eval perplexity); lower --learning_rate")
     return metrics
