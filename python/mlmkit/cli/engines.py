@@ -145,7 +145,7 @@ def check_ray_address(address: str) -> None:
     if not sep or not host or not port.isdigit():
         raise CliError(f"--ray_address must be auto or HOST:PORT, got {address!r}")
     try:
-        conn = socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S)
+        conn = socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S)
     except OSError as e:
         raise CliError(
             f"no Ray cluster at {address}: cannot connect ({e.strerror or e}); start one with "
