@@ -192,10 +192,29 @@ def test_sentence_pairs(objective, corpus, bert_dir, bert_tokenizer, tmp_path):
             assert ids[0] == cls and ids[-1] == sep and ids.count(sep) == 2
             a = ids.index(sep) + 1
             assert types == [0] * a + [1] * (len(ids) - a) and 1 < a < len(ids) - 1
+    # The workers split the lines into the sentences the driver would have found.
+    split = load_corpus([str(files[0])], progress=False, sentences="split")
+    for split_name, docs in (("train", split.train), ("validation", split.eval)):
+        assert m["splits"][split_name]["sentences"] == sum(len(d) for d in docs["sentences"])
+        assert m["splits"][split_name]["documents"] == len(docs)
     train = m["splits"]["train"]
     # Google's rule: a chunk of one sentence always gets a random B, so the share of label 1 is
     # at least --nsp_probability (0.5); the stdlib's many one-sentence documents raise it.
     assert 0.5 - 0.05 < train[share_key] / train["pairs"] < 0.75
+
+
+def test_one_sentence_per_line_or_split(bert_dir, tmp_path):
+    docs = [[f"Line {d} {i} says one thing. Then another." for i in range(6)] for d in range(40)]
+    corpus = write_documents(tmp_path / "two-per-line.txt", docs)
+    found = {}
+    for mode in ("lines", "split"):
+        out = tmp_path / mode
+        preprocess(
+            ["--corpus", corpus, "--tokenizer", bert_dir, "--output_dir", out, "--objective"]
+            + ["sop", "--block_size", "32", "--sentences", mode, "--eval_fraction", "0"]
+        )
+        found[mode] = manifest(out)["splits"]["train"]["sentences"]
+    assert found == {"lines": 240, "split": 480}
 
 
 BAD = {
@@ -218,6 +237,7 @@ BAD = {
     ),
     "non-empty output": (lambda p, b: ["--output_dir", occupied(p)], "pass --overwrite"),
     "flag of the other objective": (lambda p, b: ["--seed", "3"], "--seed applies to --objective"),
+    "sentences with mlm": (lambda p, b: ["--sentences", "lines"], "--sentences applies to"),
     "flag of the other engine": (
         lambda p, b: ["--num_workers", "2"],
         "--num_workers does not apply to --engine datasets",

@@ -29,9 +29,9 @@ CHUNK_SCHEMA = pa.schema(
         ("sentences", pa.list_(pa.list_(pa.large_string()))),
     ]
 )
-COUNTS = ("documents", "sentences", "text_tokens", "rows", "tokens")
+COUNTS = ("documents", "text_tokens", "rows", "tokens")
 MLM_COUNTS = ("padding_tokens", "dropped_tokens")
-PAIR_COUNTS = ("label_1",)
+PAIR_COUNTS = ("sentences", "label_1")
 _IDS = pa.list_(pa.int32())
 _FLAGS = pa.list_(pa.int8())
 
@@ -60,14 +60,17 @@ def result_schema(examples: pa.Schema, objective: Objective) -> pa.Schema:
 class ChunkPipeline:
     """Batched map function over chunk rows (`CHUNK_SCHEMA`) -> result rows (`result_schema`).
 
-    mlm: `tokenize` (sentences joined by a space) -> `group`. nsp/sop: `tokenize` (sentence by
-    sentence) -> `pairs`. Every chunk of a batch is processed on its own, so how an engine
-    batches chunk rows does not matter."""
+    A document is a list of text units (lines, or paragraphs of a text field). mlm: `tokenize`
+    (the units joined by a space) -> `group`. nsp/sop: the units are the sentences, or with
+    `split_sentences` are split into sentences here (in the workers, not on the driver) ->
+    `tokenize` (sentence by sentence) -> `pairs`. Every chunk of a batch is processed on its
+    own, so how an engine batches chunk rows does not matter."""
 
     objective: Objective
     tokenize: Tokenize
     group: GroupTexts | None = None
     pairs: SentencePairs | None = None
+    split_sentences: bool = False
 
     def __post_init__(self) -> None:
         if (self.objective == "mlm") != (self.group is not None) or (self.objective != "mlm") != (
@@ -99,11 +102,12 @@ class ChunkPipeline:
     def process(self, row: pa.Table) -> pa.Table:
         """The result row of one chunk row."""
         docs = row.column("sentences").combine_chunks().flatten()  # list<string> per document
+        if self.split_sentences and self.pairs is not None:
+            from .text_corpus import split_units
+
+            docs = pa.array([split_units(d) for d in docs.to_pylist()], docs.type)
         ids = self.tokenize.tokenize_table(pa.table({"sentences": docs}))
-        counts: dict[str, int] = {
-            "documents": len(docs),
-            "sentences": len(docs.flatten()),
-        }
+        counts: dict[str, int] = {"documents": len(docs)}
         if self.group is not None:
             column = ids.column("input_ids").combine_chunks()
             counts["text_tokens"] = len(column.flatten())
@@ -112,6 +116,7 @@ class ChunkPipeline:
         else:
             assert self.pairs is not None
             column = ids.column("input_ids").combine_chunks()
+            counts["sentences"] = len(docs.flatten())
             counts["text_tokens"] = len(column.flatten().flatten())
             out = self.pairs(pa.table({"sentences": column}))
             counts["rows"] = out.num_rows

@@ -105,7 +105,7 @@ def run_ray(
             RayChunkTask(pipeline),
             batch_size=1,
             batch_format="pyarrow",
-            concurrency=num_workers,
+            compute=ray.data.TaskPoolStrategy(size=num_workers),
             num_cpus=1,
         )
         yield from ds.iter_batches(batch_format="pyarrow", batch_size=None)

@@ -13,10 +13,11 @@ DEFAULTS: dict[str, Any] = {
     "nsp_probability": 0.5,
     "dupe_factor": 1,
     "seed": 0,
+    "sentences": "split",
     "num_proc": 1,
 }
 MLM_ONLY = ("tail", "separator", "no_special_tokens")
-PAIRS_ONLY = ("short_seq_prob", "nsp_probability", "dupe_factor", "seed")
+PAIRS_ONLY = ("short_seq_prob", "nsp_probability", "dupe_factor", "seed", "sentences")
 DATASETS_ONLY = ("num_proc",)
 RAY_ONLY = ("ray_address", "num_workers")
 
@@ -46,10 +47,10 @@ def add_preprocess_command(sub: Any) -> argparse.ArgumentParser:
     io.add_argument(
         "--sentences",
         choices=("split", "lines"),
-        default="split",
-        help="split: sentences found by punctuation (. ! ? followed by a space and no lowercase "
-        "letter, CJK full stops) in every line/paragraph; lines: every non-blank line is one "
-        "sentence (the format of BERT's create_pretraining_data.py)",
+        help="nsp/sop: split: sentences found by punctuation (. ! ? followed by a space and no "
+        "lowercase letter, CJK full stops) in every line/paragraph; lines: every non-blank line "
+        "is one sentence (the format of BERT's create_pretraining_data.py) (default: split). "
+        "MLM joins a document's lines with a space",
     )
     io.add_argument("--tokenizer", required=True, metavar="DIR", help="tokenizer directory")
     io.add_argument("--output_dir", required=True, metavar="DIR", help="where the shards go")

@@ -87,7 +87,6 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     s: dict[str, Any] = {
         "objective": args.objective,
         "block_size": args.block_size,
-        "sentences": args.sentences,
         "text_field": args.text_field,
         "eval_fraction": args.eval_fraction,
         "chunk_bytes": max(int(args.chunk_mb * 2**20), 1),
@@ -162,7 +161,8 @@ def _pipeline(args: argparse.Namespace, settings: dict[str, Any], tokenizer: Any
             dupe_factor=settings["dupe_factor"],
         )
         tokenize = mlmkit.Tokenize(tokenizer, column="sentences", join=None)
-        return ChunkPipeline(settings["objective"], tokenize, pairs=pairs)
+        split = settings["sentences"] == "split"
+        return ChunkPipeline(settings["objective"], tokenize, pairs=pairs, split_sentences=split)
     except ValueError as e:
         raise CliError(f"the tokenizer in {args.tokenizer} does not fit: {e}") from None
 
@@ -241,13 +241,13 @@ def _run(
             "characters": size.characters,
             "bytes": size.bytes,
             "chunks": size.chunks,
-            "sentences": c.pop("sentences"),
             "text_tokens": c.pop("text_tokens"),
             "rows": c["rows"],
             "blocks" if objective == "mlm" else "pairs": c.pop("rows"),
             "tokens": c.pop("tokens"),
         }
         if objective != "mlm":
+            entry["sentences"] = c.pop("sentences")
             entry["random_next" if objective == "nsp" else "swapped"] = c.pop("label_1")
         entry.update(c)
         entry["shards"] = [asdict(s) for s in total.shards] if total else []

@@ -10,7 +10,8 @@ Without inputs: the standard library's documentation.
 Sentences (what NSP/SOP pairs are built from): by default every line of a text file, and every
 paragraph of a JSON/Parquet/saved-dataset text, is split with `sentences.split_sentences`;
 with `sentences="lines"` each non-blank line is one sentence as it is (the one-sentence-per-line
-format of BERT's `create_pretraining_data.py`).
+format of BERT's `create_pretraining_data.py`); `sentences="units"` keeps those lines and
+paragraphs whole for a later `split_units` (the same sentences as "split", split elsewhere).
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ from .sentences import split_sentences
 
 JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
 PARQUET_SUFFIXES = (".parquet",)
-SentenceMode = Literal["split", "lines"]
+# "units": what "split" would split, left unsplit (lines of text files, paragraphs of text
+# fields), for `mlmkit preprocess`, whose workers split them (`split_units`).
+SentenceMode = Literal["split", "lines", "units"]
 EVAL_SPLITS = ("validation", "valid", "eval", "test")
 FEATURES = datasets.Features({"sentences": datasets.List(datasets.Value("string"))})
 
@@ -216,7 +219,7 @@ def _text_files(files: list[Path], sentences: SentenceMode = "split") -> dataset
         ds = load_sentence_corpus([str(f) for f in files])
     except (OSError, ValueError) as e:
         raise CliError(str(e)) from None
-    if sentences == "lines":  # load_sentence_corpus keeps one stripped line per sentence
+    if sentences != "split":  # load_sentence_corpus keeps one stripped line per row item
         return ds
     # Lines of prose files may hold several sentences (NSP/SOP pairs are built from sentences).
     return ds.map(_sentences_of_lines, batched=True, desc="Splitting sentences")
@@ -231,7 +234,16 @@ def lines_to_sentences(text: str) -> list[str]:
 
 
 def text_to_sentences(text: str, sentences: SentenceMode) -> list[str]:
-    return lines_to_sentences(text) if sentences == "lines" else paragraphs_to_sentences(text)
+    if sentences == "lines":
+        return lines_to_sentences(text)
+    if sentences == "units":
+        return [p.strip() for p in text.split("\n\n") if p.strip()]
+    return paragraphs_to_sentences(text)
+
+
+def split_units(units: list[str]) -> list[str]:
+    """The sentences of "units" (lines or paragraphs): what `sentences="split"` gives."""
+    return [s for unit in units for s in split_sentences(unit)]
 
 
 def _json_lines(files: list[Path], field: str, sentences: SentenceMode) -> datasets.Dataset:
