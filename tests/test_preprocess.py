@@ -477,6 +477,7 @@ def test_pretrain_trains_on_the_preprocessed_directory(
         (["--objective", "mlm+nsp"], "holds mlm examples: use --objective mlm"),
         (["--canaries", "2"], "--canaries has no effect"),
         (["--eval_fraction", "0.2"], "has a validation split"),
+        (["--max_position_embeddings", "32"], "more than --max_position_embeddings 32"),
     ],
 )
 def test_pretrain_refuses_flags_the_preprocessed_corpus_decides(
@@ -490,7 +491,7 @@ def test_pretrain_refuses_flags_the_preprocessed_corpus_decides(
             + ["--block_size", "64"]
         )
     out = tmp_path_factory.mktemp("refused")
-    code = main(["pretrain", "--corpus", str(data), "--output_dir", str(out), *flags, *TINY])
+    code = main(["pretrain", "--corpus", str(data), "--output_dir", str(out), *TINY, *flags])
     assert code == 2
     err = capsys.readouterr().err
     assert message in err and err.count("error:") == 1, err
@@ -527,3 +528,14 @@ def test_adapt_on_a_corpus_preprocessed_with_the_models_tokenizer(
     )
     assert code == 2
     assert "tokenized with another tokenizer than the model's" in capsys.readouterr().err
+
+
+def test_help_lists_the_flags(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["preprocess", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith("usage: mlmkit preprocess")
+    for flag in ("--engine {datasets,ray}", "--ray_address", "--num_workers", "--num_proc"):
+        assert flag in text
+    assert "(default: None)" not in text and "(default: 128)" in text

@@ -131,7 +131,7 @@ class ChunkPipeline:
         for name in self.examples.names:
             values = out.column(name).combine_chunks()
             fields[name] = pa.ListArray.from_arrays(pa.array([0, len(values)], pa.int32()), values)
-        return pa.table(fields, schema=self.schema)
+        return pa.table(fields, schema=result_schema(self.examples, self.objective))
 
     def _block_counts(self, blocks: pa.Table, docs: pa.Array) -> dict[str, int]:
         """Rows, tokens, padding and text tokens not in any block (only tail="drop" drops);

@@ -22,6 +22,15 @@ DATASETS_ONLY = ("num_proc",)
 RAY_ONLY = ("ray_address", "num_workers")
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except the None of flags whose help states their default itself."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or isinstance(action, argparse._StoreConstAction):
+            return action.help or ""
+        return super()._get_help_string(action) or ""
+
+
 def add_preprocess_command(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "preprocess",
@@ -30,7 +39,7 @@ def add_preprocess_command(sub: Any) -> argparse.ArgumentParser:
         "sentence pairs), written as Parquet shards with a manifest.json that `mlmkit pretrain "
         "--corpus DIR` and `datasets.load_dataset('parquet', data_dir=DIR)` read. The output is "
         "the same whatever --engine, worker count or scheduling.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_Help,
     )
     io = p.add_argument_group("input and output")
     io.add_argument(
@@ -66,7 +75,12 @@ def add_preprocess_command(sub: Any) -> argparse.ArgumentParser:
     )
 
     ex = p.add_argument_group("examples")
-    ex.add_argument("--objective", choices=("mlm", "nsp", "sop"), default="mlm")
+    ex.add_argument(
+        "--objective",
+        choices=("mlm", "nsp", "sop"),
+        default="mlm",
+        help="MLM blocks (GroupTexts), or next-sentence / sentence-order pairs (SentencePairs)",
+    )
     ex.add_argument("--block_size", type=int, default=128, help="tokens per example")
     ex.add_argument(
         "--tail",

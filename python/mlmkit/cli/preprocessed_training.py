@@ -59,6 +59,11 @@ def adopt_settings(
             f"{where} has examples of {corpus.block_size} tokens: use --block_size "
             f"{corpus.block_size} (or preprocess it again with another --block_size)"
         )
+    if model is not None and corpus.block_size > model.max_position_embeddings:
+        raise CliError(
+            f"{where} has examples of {corpus.block_size} tokens, more than "
+            f"--max_position_embeddings {model.max_position_embeddings}: raise it"
+        )
     if "eval_fraction" in given and "validation" in corpus.split_names():
         raise CliError(f"--eval_fraction has no effect: {where} has a validation split")
     if model is not None:
