@@ -27,5 +27,6 @@ __all__ += ["MaskEpochCallback"]
 from .corpus import load_sentence_corpus  # noqa: E402
 from .grouping import GroupTexts  # noqa: E402
 from .pairs import SentencePairs  # noqa: E402
+from .tokenizing import Tokenize  # noqa: E402
 
-__all__ += ["GroupTexts", "SentencePairs", "load_sentence_corpus"]
+__all__ += ["GroupTexts", "SentencePairs", "load_sentence_corpus", "Tokenize"]
