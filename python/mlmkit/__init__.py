@@ -22,3 +22,8 @@ from .grouping import GroupTexts  # noqa: E402
 from .pairs import SentencePairs  # noqa: E402
 
 __all__ += ["GroupTexts", "SentencePairs", "load_sentence_corpus"]
+
+# Masked-LM head at the labelled positions only, for training.
+from .sparse_head import sparse_mlm_head  # noqa: E402
+
+__all__ += ["sparse_mlm_head"]
