@@ -88,6 +88,16 @@ FAMILIES = {
 }
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models: torch's thread pool costs more than it gains (seconds per step on a busy
+    2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def stock_and_sparse(name: str, seed: int = 0):
     cls, config = FAMILIES[name]
     torch.manual_seed(seed)
