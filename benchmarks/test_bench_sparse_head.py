@@ -132,11 +132,11 @@ def models():
     torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("head", ["stock_head", "sparse_head"])
+@pytest.mark.parametrize("name", ["stock_head", "sparse_head"])  # the label ratios.py shows
 @pytest.mark.parametrize("case", list(CASES))
-def test_training_step(benchmark, models, case, head):
+def test_training_step(benchmark, models, case, name):
     stock, sparse, batch = models(case)
-    model = sparse if head == "sparse_head" else stock
+    model = sparse if name == "sparse_head" else stock
     spec = CASES[case]
     shape = f"B={spec.batch} L={spec.length}, {spec.labelled:.0%} labelled"
     benchmark.group = f"training step, {case}-sized, {shape}"
@@ -146,9 +146,9 @@ def test_training_step(benchmark, models, case, head):
     stock_flops = step_flops(spec.config, spec.batch, spec.length, all_positions)
     benchmark.extra_info.update(
         tokens=all_positions,
-        baseline=head == "stock_head",
-        step_gflop=(flops if head == "sparse_head" else stock_flops) / 1e9,
-        flop_ratio=stock_flops / flops if head == "sparse_head" else 1.0,
+        baseline=name == "stock_head",
+        step_gflop=(flops if name == "sparse_head" else stock_flops) / 1e9,
+        flop_ratio=stock_flops / flops if name == "sparse_head" else 1.0,
     )
 
     def step():
