@@ -1485,4 +1485,58 @@ mod bench {
             );
         }
     }
+
+    /// The masking alone (no padding), row by row, of the one-pass word path against the
+    /// word-list path it replaces in the default mode: `cargo test --release bench_one_pass --
+    /// --ignored --nocapture`.
+    #[test]
+    #[ignore = "timing, run by hand in release mode"]
+    fn bench_one_pass_against_word_list() {
+        let (rows, len) = (32, 512);
+        let (values, special, starts_word, ends_word) = batch(rows, len);
+        let random: Vec<i64> = (4..30_000).collect();
+        let vocab = Vocab {
+            is_special: &special,
+            random_ids: &random,
+        };
+        let spec = MaskSpec::new(0.15, 0.8, 0.1, Count::Bernoulli, usize::MAX, 3).unwrap();
+        let wm = WordMasking {
+            boundaries: Boundaries::Tables {
+                starts_word: &starts_word,
+                ends_word: &ends_word,
+                continuation: None,
+            },
+            units: Units::Words,
+            replace: Replace::PerUnit,
+        };
+        let (vocab, spec, wm, values) = (&vocab, &spec, &wm, &values);
+        // Each case masks its own copy of the batch, restored from `values` first.
+        let case = |list: bool| {
+            let (mut ids, mut labels) = (values.clone(), vec![0i64; values.len()]);
+            let mut scratch = Scratch::default();
+            move || {
+                ids.copy_from_slice(values);
+                labels.fill(crate::masking::IGNORE_INDEX);
+                let rows = ids.chunks_mut(len).zip(labels.chunks_mut(len));
+                for (r, (row, lab)) in rows.enumerate() {
+                    let b = wm.boundaries.row(r * len, len);
+                    let f = if list {
+                        mask_row_with_word_list
+                    } else {
+                        mask_row
+                    };
+                    f(row, lab, None, b, vocab, spec, wm, r as u32, &mut scratch);
+                }
+            }
+        };
+        let (mut one_pass, mut word_list) = (case(false), case(true));
+        let ns = min_ns(&mut [&mut one_pass, &mut word_list]);
+        println!(
+            "masking a {rows}x{len} batch (rows restored first): one pass {:.1} us, word list \
+             {:.1} us ({:.2}x)",
+            ns[0] / 1e3,
+            ns[1] / 1e3,
+            ns[1] / ns[0]
+        );
+    }
 }
