@@ -16,8 +16,9 @@ labelled tokens, or `self.loss_function` with `num_items_in_batch` where the cla
 the loss and every gradient are the stock model's, `Trainer` sees the stock `forward` signature
 (it decides `model_accepts_loss_kwargs` and `num_items_in_batch` exactly as for the stock model),
 the state dict, `save_pretrained` output and class are unchanged, and the hooks are plain
-picklable objects (pickle, `copy.deepcopy`, `DataParallel` replicas keep working). ModernBERT is
-switched to its own `sparse_prediction` for those calls instead.
+picklable objects that act on the module they are called with (pickle and `copy.deepcopy` keep
+them working on the copy). ModernBERT is switched to its own `sparse_prediction` for those calls
+instead (a forward hook that also runs when the forward raises switches it back).
 """
 
 from __future__ import annotations
