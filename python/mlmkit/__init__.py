@@ -32,3 +32,8 @@ from .pairs import SentencePairs  # noqa: E402
 from .tokenizing import Tokenize  # noqa: E402
 
 __all__ += ["GroupTexts", "SentencePairs", "load_sentence_corpus", "Tokenize"]
+
+# Masked-LM head at the labelled positions only, for training.
+from .sparse_head import sparse_mlm_head  # noqa: E402
+
+__all__ += ["sparse_mlm_head"]

@@ -199,6 +199,10 @@ def train(
         data_collator=collator,
         processing_class=tokenizer,
     )
+    # Most masked-LM heads declare **kwargs but ignore `num_items_in_batch` and return a mean
+    # (transformers#47688): Trainer would then not divide their loss by the accumulation steps.
+    # Without the count every head returns its batch mean, and Trainer divides it.
+    trainer.model_accepts_loss_kwargs = False
     callback.attach(trainer)
     start = time.perf_counter()
     with warnings.catch_warnings():
@@ -227,10 +231,6 @@ def finish(
     start = time.perf_counter()
     output_dir.mkdir(parents=True, exist_ok=True)
     trainer.save_model(str(output_dir))
-    exported = getattr(trainer.model, "exported_architecture", None)
-    if exported:  # saved as the stock class (see sparse_head.py)
-        trainer.model.config.architectures = [exported]
-        trainer.model.config.save_pretrained(str(output_dir))
     tokenizer.save_pretrained(str(output_dir))
     model = trainer.model.eval()
     examples = []
@@ -308,10 +308,16 @@ def summary(metrics: dict[str, Any], output_dir: Path) -> str:
 
 
 def _model_info(
-    model: Any, config: Any, train_set: Any, eval_set: Any, masking: MaskingArguments
+    model: Any,
+    config: Any,
+    train_set: Any,
+    eval_set: Any,
+    masking: MaskingArguments,
+    sparse_head: bool,
 ) -> dict[str, Any]:
     return {
-        "class": getattr(model, "exported_architecture", type(model).__name__),
+        "class": type(model).__name__,
+        "sparse_head": sparse_head,
         "layers": config.num_hidden_layers,
         "hidden_size": config.hidden_size,
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -341,11 +347,12 @@ def run_pretrain(
 ) -> dict[str, Any]:
     """`given`: the flags on the command line. A corpus written by `mlmkit preprocess` brings
     its objective, block size and tokenizer; flags that would change them are errors."""
-    from transformers import BertConfig, set_seed
+    from transformers import BertConfig, BertForMaskedLM, BertForPreTraining, set_seed
+
+    import mlmkit
 
     from .positions import init_sinusoidal_positions
     from .preprocessed import open_preprocessed
-    from .sparse_head import SparseHeadBertForMaskedLM, SparseHeadBertForPreTraining
 
     preprocessed = open_preprocessed(corpus_args.corpus)
     if preprocessed is not None:
@@ -391,17 +398,15 @@ def run_pretrain(
         hidden_dropout_prob=model_args.dropout,
         attention_probs_dropout_prob=model_args.dropout,
     )
-    model_class = (
-        SparseHeadBertForMaskedLM if model_args.objective == "mlm" else SparseHeadBertForPreTraining
-    )
+    model_class = BertForMaskedLM if model_args.objective == "mlm" else BertForPreTraining
     set_seed(training_args.seed)
-    model = model_class(config)
+    model = mlmkit.sparse_mlm_head(model_class(config))
     if model_args.position_init == "sinusoidal":
         init_sinusoidal_positions(
             model.bert.embeddings.position_embeddings, config.initializer_range
         )
     run.info["objective"] = model_args.objective
-    run.info["model"] = _model_info(model, config, train_set, eval_set, masking)
+    run.info["model"] = _model_info(model, config, train_set, eval_set, masking, True)
     run.info["model"]["position_init"] = model_args.position_init
     trainer = train(run, model, tokenizer, train_set, eval_set, masking, training_args)
     return finish(run, trainer, tokenizer, eval_docs, output_dir)
@@ -467,7 +472,7 @@ def run_adapt(
     training_args: Any,
     given: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    from .models import load_masked_lm
+    from .models import load_masked_lm, with_sparse_head
     from .preprocessed import open_preprocessed
 
     preprocessed = open_preprocessed(corpus_args.corpus)
@@ -504,8 +509,9 @@ def run_adapt(
         run.timed("preprocessing", start)
         eval_docs = corpus.eval
     model.train()
+    sparse = with_sparse_head(model)
     run.info["objective"] = "mlm"
-    run.info["model"] = _model_info(model, model.config, train_set, eval_set, masking)
+    run.info["model"] = _model_info(model, model.config, train_set, eval_set, masking, sparse)
     trainer = train(run, model, tokenizer, train_set, eval_set, masking, training_args)
     metrics = finish(run, trainer, tokenizer, eval_docs, output_dir)
     if not math.isfinite(metrics["eval_mlm_perplexity_after"] or math.nan):
