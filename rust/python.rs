@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
 use crate::collate::{collate_with, Aligned, Collate, KeyMode, Outputs, Selection};
+use crate::cropping::{crop_rows as crop_kernel, Crop};
 use crate::error::KernelError;
 use crate::masking::{Count, MaskSpec, Vocab};
 use crate::padding::{pad_aligned, trim_padding as trim_rows, Rows, TokenId, Trim};
@@ -418,6 +419,49 @@ fn trim_padding(
     Ok(width)
 }
 
+/// The flat positions each row keeps when cropped to `max_length` tokens, row after row, and
+/// the rows' new lengths (see `cropping`).
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn crop_rows<'py>(
+    py: Python<'py>,
+    values: &Bound<'py, PyAny>,
+    starts: PyReadonlyArray1<i64>,
+    lens: PyReadonlyArray1<i64>,
+    max_length: usize,
+    prefix: Vec<i64>,
+    suffix: Vec<i64>,
+    key_words: PyReadonlyArray1<u32>,
+    keyed: bool,
+) -> PyResult<IdsAndLens<'py>> {
+    let starts = to_usize(contiguous(&starts, "starts")?, "starts")?;
+    let lens = to_usize(contiguous(&lens, "lens")?, "lens")?;
+    let key_words = contiguous(&key_words, "key_words")?;
+    let crop = Crop {
+        max_length,
+        prefix: &prefix,
+        suffix: &suffix,
+        key_words,
+        key_mode: if keyed {
+            KeyMode::Content
+        } else {
+            KeyMode::RowIndex
+        },
+    };
+    let mut index: Vec<i64> = Vec::new();
+    let mut new_lens: Vec<usize> = Vec::new();
+    with_ids!(values, "input_ids", |v| {
+        let rows = Rows::new(v, &starts, &lens)?;
+        py.detach(|| crop_kernel(&rows, &crop, &mut index, &mut new_lens))?;
+        Ok::<(), PyErr>(())
+    })?;
+    let new_lens: Vec<i64> = new_lens.into_iter().map(|n| n as i64).collect();
+    Ok((
+        PyArray1::from_vec(py, index),
+        PyArray1::from_vec(py, new_lens),
+    ))
+}
+
 /// MurmurHash3_x86_32 of 32-bit words (exposed so tests can check the documented algorithm).
 #[pyfunction]
 fn hash_words(seed: u32, words: Vec<u32>) -> u32 {
@@ -442,6 +486,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("LANE_SELECT", rng::LANE_SELECT)?;
     m.add("LANE_REPLACE", rng::LANE_REPLACE)?;
     m.add("LANE_RANDOM_TOKEN", rng::LANE_RANDOM_TOKEN)?;
+    // Cropping to max_length.
+    m.add_function(wrap_pyfunction!(crop_rows, m)?)?;
+    m.add("LANE_CROP", rng::LANE_CROP)?;
     // Whole-word and span masking.
     m.add_function(wrap_pyfunction!(span_tables, m)?)?;
     m.add("LANE_SPAN_LENGTH", words::LANE_SPAN_LENGTH)?;
