@@ -1,5 +1,7 @@
 """mlmkit: fast, correct, reproducible masked-language-model data collation for Hugging Face."""
 
+from importlib import metadata as _metadata
+
 from .collator import DataCollatorForLanguageModeling
 
 # Whole-word and span masking.
@@ -8,7 +10,7 @@ from .words import reference_positions, word_starts, word_tables
 
 __all__ = ["DataCollatorForLanguageModeling"]
 __all__ += ["DataCollatorForWholeWordMask", "reference_positions", "word_starts", "word_tables"]
-__version__ = "0.1.0"
+__version__ = _metadata.version("mlmkit")
 
 # ---- Fixed-mask evaluation and masking on the device ----
 from . import metrics  # noqa: E402
@@ -32,5 +34,6 @@ __all__ += ["SequenceLengthSchedule"]
 from .corpus import load_sentence_corpus  # noqa: E402
 from .grouping import GroupTexts  # noqa: E402
 from .pairs import SentencePairs  # noqa: E402
+from .tokenizing import Tokenize  # noqa: E402
 
-__all__ += ["GroupTexts", "SentencePairs", "load_sentence_corpus"]
+__all__ += ["GroupTexts", "SentencePairs", "load_sentence_corpus", "Tokenize"]

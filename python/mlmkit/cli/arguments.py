@@ -178,3 +178,21 @@ def dataclasses_from(namespace: argparse.Namespace, groups: tuple[type, ...]) ->
         )
         for cls in groups
     ]
+
+
+def given_flags(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """The destinations of the flags given in `argv` (abbreviations and `--no_x` forms
+    included), found by parsing it again with every default suppressed. `parser` is changed:
+    pass a fresh one."""
+
+    def suppress(p: argparse.ArgumentParser) -> None:
+        p._defaults.clear()
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    suppress(sub)
+            else:
+                action.default = argparse.SUPPRESS
+
+    suppress(parser)
+    return set(vars(parser.parse_args(argv))) - {"command"}

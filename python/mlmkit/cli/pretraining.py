@@ -337,13 +337,21 @@ def run_pretrain(
     tok_args: TokenizerArguments,
     model_args: ModelArguments,
     training_args: Any,
+    given: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
+    """`given`: the flags on the command line. A corpus written by `mlmkit preprocess` brings
+    its objective, block size and tokenizer; flags that would change them are errors."""
     from transformers import BertConfig, set_seed
 
     from .positions import init_sinusoidal_positions
+    from .preprocessed import open_preprocessed
     from .sparse_head import SparseHeadBertForMaskedLM, SparseHeadBertForPreTraining
-    from .tokenizer_training import train_tokenizer
 
+    preprocessed = open_preprocessed(corpus_args.corpus)
+    if preprocessed is not None:
+        from .preprocessed_training import adopt_settings
+
+        adopt_settings(preprocessed, corpus_args, masking, model_args, given)
     check_arguments(corpus_args, masking)
     if model_args.hidden_size % model_args.num_attention_heads:
         raise CliError(
@@ -361,6 +369,57 @@ def run_pretrain(
         raise CliError(f"--vocab_size must be at least 100, got {tok_args.vocab_size}")
     output_dir = Path(training_args.output_dir)
     run = Run("pretrain")
+    if preprocessed is not None:
+        from .preprocessed_training import preprocessed_sets
+
+        tokenizer, train_set, eval_set, eval_docs = preprocessed_sets(
+            preprocessed, corpus_args, run
+        )
+    else:
+        tokenizer, train_set, eval_set, eval_docs = _raw_sets(
+            corpus_args, masking, tok_args, model_args, training_args, output_dir, run
+        )
+
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=model_args.hidden_size,
+        num_hidden_layers=model_args.num_hidden_layers,
+        num_attention_heads=model_args.num_attention_heads,
+        intermediate_size=model_args.intermediate_size,
+        max_position_embeddings=model_args.max_position_embeddings,
+        pad_token_id=tokenizer.pad_token_id,
+        hidden_dropout_prob=model_args.dropout,
+        attention_probs_dropout_prob=model_args.dropout,
+    )
+    model_class = (
+        SparseHeadBertForMaskedLM if model_args.objective == "mlm" else SparseHeadBertForPreTraining
+    )
+    set_seed(training_args.seed)
+    model = model_class(config)
+    if model_args.position_init == "sinusoidal":
+        init_sinusoidal_positions(
+            model.bert.embeddings.position_embeddings, config.initializer_range
+        )
+    run.info["objective"] = model_args.objective
+    run.info["model"] = _model_info(model, config, train_set, eval_set, masking)
+    run.info["model"]["position_init"] = model_args.position_init
+    trainer = train(run, model, tokenizer, train_set, eval_set, masking, training_args)
+    return finish(run, trainer, tokenizer, eval_docs, output_dir)
+
+
+def _raw_sets(
+    corpus_args: CorpusArguments,
+    masking: MaskingArguments,
+    tok_args: TokenizerArguments,
+    model_args: ModelArguments,
+    training_args: Any,
+    output_dir: Path,
+    run: Run,
+) -> tuple[Any, Any, Any, Any]:
+    """Read the corpus, train the tokenizer, make the examples: (tokenizer, train set, eval
+    set, held-out documents)."""
+    from .tokenizer_training import train_tokenizer
+
     corpus = read_corpus(corpus_args, training_args.seed, output_dir, run)
 
     start = time.perf_counter()
@@ -398,32 +457,7 @@ def run_pretrain(
     if len(train_set) == 0 or len(eval_set) == 0:
         raise CliError("the corpus is too small: no training or evaluation examples")
     run.timed("preprocessing", start)
-
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=model_args.hidden_size,
-        num_hidden_layers=model_args.num_hidden_layers,
-        num_attention_heads=model_args.num_attention_heads,
-        intermediate_size=model_args.intermediate_size,
-        max_position_embeddings=model_args.max_position_embeddings,
-        pad_token_id=tokenizer.pad_token_id,
-        hidden_dropout_prob=model_args.dropout,
-        attention_probs_dropout_prob=model_args.dropout,
-    )
-    model_class = (
-        SparseHeadBertForMaskedLM if model_args.objective == "mlm" else SparseHeadBertForPreTraining
-    )
-    set_seed(training_args.seed)
-    model = model_class(config)
-    if model_args.position_init == "sinusoidal":
-        init_sinusoidal_positions(
-            model.bert.embeddings.position_embeddings, config.initializer_range
-        )
-    run.info["objective"] = model_args.objective
-    run.info["model"] = _model_info(model, config, train_set, eval_set, masking)
-    run.info["model"]["position_init"] = model_args.position_init
-    trainer = train(run, model, tokenizer, train_set, eval_set, masking, training_args)
-    return finish(run, trainer, tokenizer, corpus.eval, output_dir)
+    return tokenizer, train_set, eval_set, corpus.eval
 
 
 def run_adapt(
@@ -431,9 +465,16 @@ def run_adapt(
     corpus_args: CorpusArguments,
     masking: MaskingArguments,
     training_args: Any,
+    given: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     from .models import load_masked_lm
+    from .preprocessed import open_preprocessed
 
+    preprocessed = open_preprocessed(corpus_args.corpus)
+    if preprocessed is not None:
+        from .preprocessed_training import adopt_settings
+
+        adopt_settings(preprocessed, corpus_args, masking, None, given)
     check_arguments(corpus_args, masking)
     output_dir = Path(training_args.output_dir)
     run = Run("adapt")
@@ -445,20 +486,28 @@ def run_adapt(
     if masking.block_size > limit:
         raise CliError(f"--block_size ({masking.block_size}) exceeds the model's maximum ({limit})")
     run.info["base_model"] = str(adapt_args.model)
-    corpus = read_corpus(corpus_args, training_args.seed, output_dir, run)
-    start = time.perf_counter()
-    train_set = mlm_blocks(corpus.train, tokenizer, masking.block_size)
-    eval_set = _eval_subset(
-        mlm_blocks(corpus.eval, tokenizer, masking.block_size), corpus_args.max_eval_samples
-    )
-    if len(train_set) == 0 or len(eval_set) == 0:
-        raise CliError("the corpus is too small: no training or evaluation examples")
-    run.timed("preprocessing", start)
+    if preprocessed is not None:
+        from .preprocessed_training import preprocessed_sets
+
+        _, train_set, eval_set, eval_docs = preprocessed_sets(
+            preprocessed, corpus_args, run, model_tokenizer=tokenizer
+        )
+    else:
+        corpus = read_corpus(corpus_args, training_args.seed, output_dir, run)
+        start = time.perf_counter()
+        train_set = mlm_blocks(corpus.train, tokenizer, masking.block_size)
+        eval_set = _eval_subset(
+            mlm_blocks(corpus.eval, tokenizer, masking.block_size), corpus_args.max_eval_samples
+        )
+        if len(train_set) == 0 or len(eval_set) == 0:
+            raise CliError("the corpus is too small: no training or evaluation examples")
+        run.timed("preprocessing", start)
+        eval_docs = corpus.eval
     model.train()
     run.info["objective"] = "mlm"
     run.info["model"] = _model_info(model, model.config, train_set, eval_set, masking)
     trainer = train(run, model, tokenizer, train_set, eval_set, masking, training_args)
-    metrics = finish(run, trainer, tokenizer, corpus.eval, output_dir)
+    metrics = finish(run, trainer, tokenizer, eval_docs, output_dir)
     if not math.isfinite(metrics["eval_mlm_perplexity_after"] or math.nan):
         raise CliError("training diverged (non-finite eval perplexity); lower --learning_rate")
     return metrics
