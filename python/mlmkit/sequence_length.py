@@ -48,12 +48,8 @@ def check_stages(stages: object) -> tuple[Stage, ...]:
                 f"stage {k} must be a (fraction_of_steps, max_length) pair, got {stage!r}"
             )
         fraction, length = stage
-        if (
-            isinstance(fraction, bool)
-            or not isinstance(fraction, numbers.Real)
-            or not math.isfinite(fraction)
-            or not 0.0 < fraction <= 1.0
-        ):
+        f = float(fraction) if isinstance(fraction, numbers.Real) else math.nan
+        if isinstance(fraction, bool) or not 0.0 < f <= 1.0:
             raise ValueError(
                 f"stage {k}: the fraction of steps must be a number in (0, 1], got {fraction!r}"
             )
@@ -65,7 +61,7 @@ def check_stages(stages: object) -> tuple[Stage, ...]:
                 f"stage {k}: max_length {n} does not increase on the previous stage's "
                 f"{out[-1][1]} (short sequences first, each stage longer than the last)"
             )
-        out.append((float(fraction), n))
+        out.append((f, n))
     total = math.fsum(f for f, _ in out)
     if abs(total - 1.0) > 1e-6:
         raise ValueError(
