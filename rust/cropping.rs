@@ -44,30 +44,73 @@ pub fn window_start(key: u32, body: usize, window: usize) -> usize {
     rng::index(Lane::new(key, LANE_CROP).at(0), body - window + 1)
 }
 
-/// Append the kept positions of every row (absolute offsets into `rows.values`) to `index` and
-/// each cropped row's length to `lens`.
+/// The rows after cropping, over the gathered values: `index` holds the input's flat positions
+/// they keep, row after row; `starts`/`lens` are the rows (with the padding they keep) and
+/// `content_starts`/`content_lens` their content.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Cropped {
+    pub index: Vec<i64>,
+    pub starts: Vec<usize>,
+    pub lens: Vec<usize>,
+    pub content_starts: Vec<usize>,
+    pub content_lens: Vec<usize>,
+}
+
+/// Crop `rows` (as given) whose content (`content_starts`/`content_lens`: each row without
+/// its surplus padding, absolute offsets) is described alongside. A row that fits, padding
+/// included, is kept whole; a longer one loses its surplus padding and, if its content is still
+/// longer than `max_length`, becomes a window.
 pub fn crop_rows<T: TokenId>(
     rows: &Rows<T>,
+    content_starts: &[usize],
+    content_lens: &[usize],
     crop: &Crop,
-    index: &mut Vec<i64>,
-    lens: &mut Vec<usize>,
-) -> Result<(), KernelError> {
+) -> Result<Cropped, KernelError> {
     let limit = crop.max_length;
     if limit == 0 {
         return Err(KernelError::Config("max_length must be at least 1".into()));
     }
+    let n_rows = rows.len();
+    if content_starts.len() != n_rows || content_lens.len() != n_rows {
+        return Err(KernelError::Shape(format!(
+            "{n_rows} rows but {} content starts and {} content lengths",
+            content_starts.len(),
+            content_lens.len()
+        )));
+    }
     let (p, q) = (crop.prefix.len(), crop.suffix.len());
-    index.reserve(rows.lens.iter().map(|&n| n.min(limit)).sum());
-    lens.reserve(rows.len());
-    for i in 0..rows.len() {
-        let start = rows.starts[i];
-        let row = rows.row(i);
-        let n = row.len();
-        if n <= limit {
-            index.extend((start..start + n).map(|k| k as i64));
-            lens.push(n);
+    let mut out = Cropped {
+        index: Vec::with_capacity(rows.lens.iter().map(|&n| n.min(limit)).sum()),
+        starts: Vec::with_capacity(n_rows),
+        lens: Vec::with_capacity(n_rows),
+        content_starts: Vec::with_capacity(n_rows),
+        content_lens: Vec::with_capacity(n_rows),
+    };
+    for i in 0..n_rows {
+        let (start, len) = (rows.starts[i], rows.lens[i]);
+        let (cs, cl) = (content_starts[i], content_lens[i]);
+        if cs < start || cs + cl > start + len {
+            return Err(KernelError::Shape(format!(
+                "the content of row {i} lies outside the row"
+            )));
+        }
+        let at = out.index.len();
+        out.starts.push(at);
+        if len <= limit {
+            out.index.extend((start..start + len).map(|k| k as i64));
+            out.lens.push(len);
+            out.content_starts.push(at + cs - start);
+            out.content_lens.push(cl);
             continue;
         }
+        out.content_starts.push(at);
+        if cl <= limit {
+            out.index.extend((cs..cs + cl).map(|k| k as i64));
+            out.lens.push(cl);
+            out.content_lens.push(cl);
+            continue;
+        }
+        let row = &rows.values[cs..cs + cl];
         let wrapped = p + q > 0 && carries(row, crop.prefix, crop.suffix);
         if wrapped && limit <= p + q {
             return Err(KernelError::Config(format!(
@@ -77,36 +120,39 @@ pub fn crop_rows<T: TokenId>(
             )));
         }
         let (head, tail) = if wrapped { (p, q) } else { (0, 0) };
-        let body = n - head - tail;
+        let body = cl - head - tail;
         let window = limit - head - tail;
         let key = row_key(crop.key_words, crop.key_mode, i, row);
-        let at = start + head + window_start(key, body, window);
-        index.extend((start..start + head).map(|k| k as i64));
-        index.extend((at..at + window).map(|k| k as i64));
-        index.extend((start + n - tail..start + n).map(|k| k as i64));
-        lens.push(limit);
+        let from = cs + head + window_start(key, body, window);
+        out.index.extend((cs..cs + head).map(|k| k as i64));
+        out.index.extend((from..from + window).map(|k| k as i64));
+        out.index
+            .extend((cs + cl - tail..cs + cl).map(|k| k as i64));
+        out.lens.push(limit);
+        out.content_lens.push(limit);
     }
-    Ok(())
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn run(values: &[i64], starts: &[usize], lens: &[usize], crop: &Crop) -> Vec<Vec<i64>> {
+    fn crop_all(values: &[i64], starts: &[usize], lens: &[usize], crop: &Crop) -> Cropped {
         let rows = Rows::new(values, starts, lens).unwrap();
-        let (mut index, mut out_lens) = (Vec::new(), Vec::new());
-        crop_rows(&rows, crop, &mut index, &mut out_lens).unwrap();
-        let mut at = 0;
-        out_lens
+        crop_rows(&rows, starts, lens, crop).unwrap()
+    }
+
+    fn run(values: &[i64], starts: &[usize], lens: &[usize], crop: &Crop) -> Vec<Vec<i64>> {
+        let out = crop_all(values, starts, lens, crop);
+        out.starts
             .iter()
-            .map(|&n| {
-                let row = index[at..at + n]
+            .zip(&out.lens)
+            .map(|(&s, &n)| {
+                out.index[s..s + n]
                     .iter()
                     .map(|&k| values[k as usize])
-                    .collect();
-                at += n;
-                row
+                    .collect()
             })
             .collect()
     }
@@ -156,14 +202,12 @@ mod tests {
         // keyed: the key follows the row's tokens, not its index
         let mut doubled = values.clone();
         doubled.extend(&values);
-        let rows = Rows::new(&doubled[..], &[0, 50], &[50, 50]).unwrap();
         let keyed = Crop {
             key_mode: KeyMode::Content,
             ..spec(10, &[], &[], &words)
         };
-        let (mut index, mut lens) = (Vec::new(), Vec::new());
-        crop_rows(&rows, &keyed, &mut index, &mut lens).unwrap();
-        assert_eq!(index[0] + 50, index[10]);
+        let out = crop_all(&doubled, &[0, 50], &[50, 50], &keyed);
+        assert_eq!(out.index[0] + 50, out.index[10]);
     }
 
     #[test]
@@ -188,16 +232,37 @@ mod tests {
         assert!(values.windows(3).any(|w| w == &out[0][..]), "{:?}", out[0]);
         let values: Vec<i64> = vec![1, 5, 6, 7, 2];
         let rows = Rows::new(&values[..], &[0], &[5]).unwrap();
-        let err = crop_rows(
-            &rows,
-            &spec(2, &[1], &[2], &[0]),
-            &mut Vec::new(),
-            &mut Vec::new(),
-        )
-        .unwrap_err();
+        let err = crop_rows(&rows, &[0], &[5], &spec(2, &[1], &[2], &[0])).unwrap_err();
         assert!(
             err.to_string().contains("max_length=2 leaves no room"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn surplus_padding_goes_before_a_crop_and_rows_that_fit_keep_it() {
+        // rows of 6 with content [0, 3) (padding 0 0 0 after it) and [0, 6)
+        let values: Vec<i64> = vec![5, 6, 7, 0, 0, 0, 1, 20, 21, 22, 23, 2];
+        let rows = Rows::new(&values[..], &[0, 6], &[6, 6]).unwrap();
+        let crop = spec(4, &[1], &[2], &[0]);
+        let out = crop_rows(&rows, &[0, 6], &[3, 6], &crop).unwrap();
+        assert_eq!(out.lens, vec![3, 4]);
+        assert_eq!(&out.index[..3], &[0, 1, 2]);
+        assert_eq!((out.index[3], out.index[6]), (6, 11));
+        assert_eq!(out.starts, vec![0, 3]);
+        assert_eq!(
+            (out.content_starts, out.content_lens),
+            (vec![0, 3], vec![3, 4])
+        );
+        // a row that fits with its padding keeps it, and its content keeps its offset
+        let wide = spec(6, &[1], &[2], &[0]);
+        let out = crop_rows(&rows, &[0, 6], &[3, 6], &wide).unwrap();
+        assert_eq!(out.index, (0..12).collect::<Vec<i64>>());
+        assert_eq!(
+            (out.content_starts, out.content_lens),
+            (vec![0, 6], vec![3, 6])
+        );
+        let err = crop_rows(&rows, &[4, 6], &[3, 6], &wide).unwrap_err();
+        assert!(err.to_string().contains("outside the row"));
     }
 }

@@ -419,8 +419,16 @@ fn trim_padding(
     Ok(width)
 }
 
-/// The flat positions each row keeps when cropped to `max_length` tokens, row after row, and
-/// the rows' new lengths (see `cropping`).
+type CropArrays<'py> = (
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+);
+
+/// Crop rows to `max_length` tokens (see `cropping`): `(index, starts, lens, content_starts,
+/// content_lens)`, the flat positions kept and the new rows and contents over them.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 fn crop_rows<'py>(
@@ -428,14 +436,18 @@ fn crop_rows<'py>(
     values: &Bound<'py, PyAny>,
     starts: PyReadonlyArray1<i64>,
     lens: PyReadonlyArray1<i64>,
+    content_starts: PyReadonlyArray1<i64>,
+    content_lens: PyReadonlyArray1<i64>,
     max_length: usize,
     prefix: Vec<i64>,
     suffix: Vec<i64>,
     key_words: PyReadonlyArray1<u32>,
     keyed: bool,
-) -> PyResult<IdsAndLens<'py>> {
+) -> PyResult<CropArrays<'py>> {
     let starts = to_usize(contiguous(&starts, "starts")?, "starts")?;
     let lens = to_usize(contiguous(&lens, "lens")?, "lens")?;
+    let content_starts = to_usize(contiguous(&content_starts, "content_starts")?, "starts")?;
+    let content_lens = to_usize(contiguous(&content_lens, "content_lens")?, "lens")?;
     let key_words = contiguous(&key_words, "key_words")?;
     let crop = Crop {
         max_length,
@@ -448,17 +460,18 @@ fn crop_rows<'py>(
             KeyMode::RowIndex
         },
     };
-    let mut index: Vec<i64> = Vec::new();
-    let mut new_lens: Vec<usize> = Vec::new();
-    with_ids!(values, "input_ids", |v| {
+    let out = with_ids!(values, "input_ids", |v| {
         let rows = Rows::new(v, &starts, &lens)?;
-        py.detach(|| crop_kernel(&rows, &crop, &mut index, &mut new_lens))?;
-        Ok::<(), PyErr>(())
+        py.detach(|| crop_kernel(&rows, &content_starts, &content_lens, &crop))
+            .map_err(PyErr::from)
     })?;
-    let new_lens: Vec<i64> = new_lens.into_iter().map(|n| n as i64).collect();
+    let arr = |v: Vec<usize>| PyArray1::from_vec(py, v.into_iter().map(|n| n as i64).collect());
     Ok((
-        PyArray1::from_vec(py, index),
-        PyArray1::from_vec(py, new_lens),
+        PyArray1::from_vec(py, out.index),
+        arr(out.starts),
+        arr(out.lens),
+        arr(out.content_starts),
+        arr(out.content_lens),
     ))
 }
 

@@ -160,9 +160,11 @@ def crop_rows(
     values: np.ndarray,
     starts: np.ndarray,
     lens: np.ndarray,
+    content_starts: np.ndarray,
+    content_lens: np.ndarray,
     max_length: int,
     prefix: list[int],
     suffix: list[int],
     key_words: np.ndarray,
     keyed: bool,
-) -> tuple[np.ndarray, np.ndarray]: ...
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...

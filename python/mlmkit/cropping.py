@@ -27,6 +27,7 @@ from .templates import single_template
 
 # Columns that make a batch one of sentence pairs (NSP/SOP): its rows are never cropped.
 PAIR_LABELS = ("next_sentence_label", "sentence_order_label")
+_NO_WORDS = np.zeros(0, dtype=np.uint32)
 
 
 @dataclass
@@ -64,28 +65,26 @@ def crop_rows(
 ) -> Crop:
     """Crop rows (as given, and their content without surplus padding) to `max_length` tokens.
     `key_words` is called only when a row needs a window (the torch-seeded mode draws them)."""
-    keep = ids.lens <= max_length
-    starts = np.where(keep, ids.starts, content.starts)
-    lens = np.where(keep, ids.lens, content.lens)
-    long = lens > max_length
-    words = np.zeros(0, dtype=np.uint32)
+    long = content.lens > max_length
+    words = _NO_WORDS
     if long.any():
         _check_not_pairs(content, long, max_length, token_types, pair_column)
         words = key_words()
     prefix, suffix = template
-    index, new_lens = _core.crop_rows(
-        ids.values, starts, lens, max_length, list(prefix), list(suffix), words, keyed
+    index, starts, lens, content_starts, content_lens = _core.crop_rows(
+        ids.values,
+        ids.starts,
+        ids.lens,
+        content.starts,
+        content.lens,
+        max_length,
+        list(prefix),
+        list(suffix),
+        words,
+        keyed,
     )
-    new_starts = np.zeros(len(new_lens), dtype=np.int64)
-    np.cumsum(new_lens[:-1], out=new_starts[1:])
     values = ids.values.take(index)
-    offset = np.where(keep, content.starts - ids.starts, 0)
-    content_lens = np.where(keep, content.lens, new_lens)
-    return Crop(
-        index,
-        Ragged(values, new_starts, new_lens),
-        Ragged(values, new_starts + offset, content_lens),
-    )
+    return Crop(index, Ragged(values, starts, lens), Ragged(values, content_starts, content_lens))
 
 
 def _check_not_pairs(
