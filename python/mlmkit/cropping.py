@@ -9,7 +9,8 @@ tokenizer's single-sequence special tokens, a plain window of the row otherwise.
 
 Where the window starts: value 0 of lane `LANE_CROP` (4) of the row's key, as an index into the
 possible starts; the key is the masks' key of the uncropped row (keyed mode: the batch's key
-words and the row's content; seeded modes: the batch's key words and the row's index). See
+words and the row's content; `seed=int`: the batch's key words and the row's index; `seed=None`:
+key words drawn from torch for the windows, before the masks draw theirs). See
 `rust/cropping.rs`.
 """
 

@@ -14,6 +14,10 @@ Each row's stream is keyed by `hash_words(0, batch_words ++ row_words)` (see `ru
 * `seed=None`: `batch_words = [TORCH, rank, a, b]` with `a`, `b` drawn from torch's global
   generator, so `transformers.set_seed` makes runs reproducible and ranks still differ.
 
+A row longer than the collator's `max_length` is cropped to a window whose start comes from the
+same row key (keyed mode: over the uncropped row's content) on a lane of its own (`cropping`);
+with `seed=None` the window's batch words are drawn first, the masks' after them.
+
 Batch positions: a collator counts the batches it masks since its epoch was last set. In the main
 process the k-th is batch `skip + k`; in DataLoader worker `w` of `N` it is batch
 `skip + w + k * N`, because torch hands batch `i` of an iteration to worker `i % N` (in order).
