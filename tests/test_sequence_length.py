@@ -56,10 +56,12 @@ class RecordingTrainer(Trainer):
         return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
 
 
-def make_trainer(tmp_path, collator, *, workers=0, persistent=False, accumulation=1, data=None):
+def make_trainer(
+    tmp_path, collator, *, workers=0, persistent=False, accumulation=1, data=None, **more
+):
     tok = collator.tokenizer
     train = data if data is not None else datasets.Dataset.from_list(fixed_rows(tok, 24, 0))
-    args = TrainingArguments(
+    settings = dict(
         output_dir=str(tmp_path),
         max_steps=MAX_STEPS,
         per_device_train_batch_size=4,
@@ -79,6 +81,7 @@ def make_trainer(tmp_path, collator, *, workers=0, persistent=False, accumulatio
         dataloader_pin_memory=False,
         disable_tqdm=True,
     )
+    args = TrainingArguments(**{**settings, **more})
     return RecordingTrainer(
         model=trainer_run.tiny_bert(tok, dropout=0.0),
         args=args,
@@ -289,4 +292,15 @@ def test_the_schedule_needs_the_trainers_collator_and_mask_epoch_callback(tmp_pa
     trainer.remove_callback(mlmkit.MaskEpochCallback)
     mlmkit.SequenceLengthSchedule(collator, STAGES).attach(trainer)
     with pytest.raises(ValueError, match="needs mlmkit.MaskEpochCallback"):
+        trainer.train()
+
+
+def test_out_of_order_workers_are_warned_about(tmp_path):
+    tok = trainer_run.tokenizer()
+    collator = Collator(tok, seed=3, keyed=True)  # keyed masks do not mind the order
+    trainer = make_trainer(
+        tmp_path, collator, workers=2, dataloader_in_order=False, eval_on_start=False, max_steps=2
+    )
+    mlmkit.SequenceLengthSchedule(collator, STAGES).attach(trainer)
+    with pytest.warns(UserWarning, match="dataloader_in_order=False lets Trainer take batches"):
         trainer.train()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -156,6 +157,15 @@ class SequenceLengthSchedule(TrainerCallback):
                 "SequenceLengthSchedule needs mlmkit.MaskEpochCallback, which tells the collator "
                 "where each epoch starts; it is one of Trainer's default callbacks: do not "
                 "remove it (and attach the schedule with schedule.attach(trainer))"
+            )
+        workers = int(getattr(args, "dataloader_num_workers", 0) or 0)
+        if workers and getattr(args, "dataloader_in_order", True) is False:
+            warnings.warn(
+                "dataloader_in_order=False lets Trainer take batches in the order DataLoader "
+                "workers finish them, so a batch cropped for one step may be trained on at a "
+                "neighbouring one: SequenceLengthSchedule switches exactly with "
+                "dataloader_in_order=True (the default)",
+                stacklevel=2,
             )
         # A stage too short to get a step (a short run) is left out.
         plan: dict[int, int] = {}
