@@ -280,7 +280,6 @@ def test_seeded_windows_resume_exactly(bert_tokenizer):
     resumed.set_epoch(1, skip_batches=2)
     for k in (2, 3):
         assert_batches_equal(resumed(batches[k]), uninterrupted[k])
-    assert not torch.equal(uninterrupted[0]["tag"], uninterrupted[1]["tag"][:0].new_zeros(0))
     # positions enter the key: the same rows at positions 0 and 1 get other windows
     again = Collator(bert_tokenizer, seed=9, max_length=14)
     first, second = again(batches[0]), again(batches[0])
@@ -425,3 +424,18 @@ def test_persistent_workers_see_a_new_max_length(bert_tokenizer, context):
         c.max_length = limit
         widths.append({int(b["input_ids"].shape[1]) for b in loader})
     assert widths == [{20}, {10}]
+
+
+def test_fixed_mask_evaluation_crops_at_the_collators_own_length_and_stays_fixed(bert_tokenizer):
+    rows = encoded_rows(bert_tokenizer, n=12, seed=9)
+    eval_rows = [{k: r[k] for k in ("input_ids", "token_type_ids")} for r in rows]
+    collator = Collator(bert_tokenizer, seed=1, max_length=16)
+    callback = mlmkit.FixedMaskPerplexityCallback(eval_rows, collator, batch_size=4)
+    collator._lengths.set_stages([0], [8])  # a schedule's stages are the training batches' own
+    first = list(callback.batches())
+    assert {b["input_ids"].shape[1] for b in first} == {16}
+    for use_torch in (True, False):  # both paths give the same fixed, cropped batches
+        again = list(callback.batches(use_torch=use_torch))
+        for a, b in zip(first, again, strict=True):
+            assert torch.equal(a["input_ids"], b["input_ids"])
+            assert torch.equal(a["labels"], b["labels"])
