@@ -34,14 +34,19 @@ pub struct Outputs<'a> {
 }
 
 /// The key of one row's random streams (see `rng` for the algorithm).
-pub fn row_key(key_words: &[u32], mode: KeyMode, row_index: usize, content: &[i64]) -> u32 {
+pub fn row_key<T: TokenId>(
+    key_words: &[u32],
+    mode: KeyMode,
+    row_index: usize,
+    content: &[T],
+) -> u32 {
     let mut m = Murmur::new(0);
     for &w in key_words {
         m.push(w);
     }
     match mode {
         KeyMode::RowIndex => m.push(row_index as u32),
-        KeyMode::Content => content.iter().for_each(|&t| m.push(t as u32)),
+        KeyMode::Content => content.iter().for_each(|&t| m.push(t.to_i64() as u32)),
     }
     m.finish()
 }

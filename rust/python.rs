@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
 use crate::collate::{collate_with, Aligned, Collate, KeyMode, Outputs, Selection};
+use crate::cropping::{crop_rows as crop_kernel, Crop};
 use crate::error::KernelError;
 use crate::masking::{Count, MaskSpec, Vocab};
 use crate::padding::{pad_aligned, trim_padding as trim_rows, Rows, TokenId, Trim};
@@ -418,6 +419,62 @@ fn trim_padding(
     Ok(width)
 }
 
+type CropArrays<'py> = (
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+);
+
+/// Crop rows to `max_length` tokens (see `cropping`): `(index, starts, lens, content_starts,
+/// content_lens)`, the flat positions kept and the new rows and contents over them.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn crop_rows<'py>(
+    py: Python<'py>,
+    values: &Bound<'py, PyAny>,
+    starts: PyReadonlyArray1<i64>,
+    lens: PyReadonlyArray1<i64>,
+    content_starts: PyReadonlyArray1<i64>,
+    content_lens: PyReadonlyArray1<i64>,
+    max_length: usize,
+    prefix: Vec<i64>,
+    suffix: Vec<i64>,
+    key_words: PyReadonlyArray1<u32>,
+    keyed: bool,
+) -> PyResult<CropArrays<'py>> {
+    let starts = to_usize(contiguous(&starts, "starts")?, "starts")?;
+    let lens = to_usize(contiguous(&lens, "lens")?, "lens")?;
+    let content_starts = to_usize(contiguous(&content_starts, "content_starts")?, "starts")?;
+    let content_lens = to_usize(contiguous(&content_lens, "content_lens")?, "lens")?;
+    let key_words = contiguous(&key_words, "key_words")?;
+    let crop = Crop {
+        max_length,
+        prefix: &prefix,
+        suffix: &suffix,
+        key_words,
+        key_mode: if keyed {
+            KeyMode::Content
+        } else {
+            KeyMode::RowIndex
+        },
+    };
+    let out = with_ids!(values, "input_ids", |v| {
+        let rows = Rows::new(v, &starts, &lens)?;
+        py.detach(|| crop_kernel(&rows, &content_starts, &content_lens, &crop))
+            .map_err(PyErr::from)
+    })?;
+    let arr = |v: Vec<usize>| PyArray1::from_vec(py, v.into_iter().map(|n| n as i64).collect());
+    Ok((
+        PyArray1::from_vec(py, out.index),
+        arr(out.starts),
+        arr(out.lens),
+        arr(out.content_starts),
+        arr(out.content_lens),
+    ))
+}
+
 /// MurmurHash3_x86_32 of 32-bit words (exposed so tests can check the documented algorithm).
 #[pyfunction]
 fn hash_words(seed: u32, words: Vec<u32>) -> u32 {
@@ -442,6 +499,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("LANE_SELECT", rng::LANE_SELECT)?;
     m.add("LANE_REPLACE", rng::LANE_REPLACE)?;
     m.add("LANE_RANDOM_TOKEN", rng::LANE_RANDOM_TOKEN)?;
+    // Cropping to max_length.
+    m.add_function(wrap_pyfunction!(crop_rows, m)?)?;
+    m.add("LANE_CROP", rng::LANE_CROP)?;
     // Whole-word and span masking.
     m.add_function(wrap_pyfunction!(span_tables, m)?)?;
     m.add("LANE_SPAN_LENGTH", words::LANE_SPAN_LENGTH)?;

@@ -10,10 +10,12 @@ previous run, like a new interpreter, without paying the imports again.
 
 A run is a dict with `output_dir`, `keyed`, `workers`, `persistent`, `shuffle`, `epochs`,
 `save_steps`, and optionally `accumulation`, `dataset` ("datasets" or "list"), `resume_from`,
-`opt_out` (remove mlmkit's MaskEpochCallback), `dropout`, `fixed_mask`, `eval_steps`, `ddp`
+`opt_out` (remove mlmkit's MaskEpochCallback), `dropout`, `fixed_mask`, `eval_steps`, `ddp`,
+`seq_schedule` (stages of a `SequenceLengthSchedule`)
 (the path of a file store: this process is rank $RANK of $WORLD_SIZE), `save_model`, and
 `results` (where to write them; "{rank}" becomes the rank). Results: for every training
-micro-batch its global step, loss, input_ids and labels; the evaluations; mlmkit's warnings.
+micro-batch its global step, loss, input_ids and labels; the evaluations; the logged sequence-length
+switches; mlmkit's warnings.
 """
 
 from __future__ import annotations
@@ -152,6 +154,9 @@ def run(cfg: dict) -> None:
     )
     if cfg.get("opt_out"):
         trainer.remove_callback(mlmkit.MaskEpochCallback)
+    if cfg.get("seq_schedule"):
+        stages = [tuple(stage) for stage in cfg["seq_schedule"]]
+        mlmkit.SequenceLengthSchedule(collator, stages).attach(trainer)
     if cfg.get("fixed_mask"):
         mlmkit.FixedMaskPerplexityCallback(eval_rows, collator, batch_size=4).attach(trainer)
     with warnings.catch_warnings(record=True) as caught:
@@ -164,6 +169,11 @@ def run(cfg: dict) -> None:
         "rank": rank,
         "records": records,
         "evals": [h for h in trainer.state.log_history if "eval_loss" in h],
+        "switches": [
+            [h["step"], h["max_length"]]
+            for h in trainer.state.log_history
+            if "max_length" in h and "loss" not in h
+        ],
         "warnings": [str(w.message) for w in caught if "mlmkit" in str(w.message)],
     }
     with open(cfg["results"].replace("{rank}", str(rank)), "w") as f:

@@ -25,6 +25,11 @@ install()  # every Trainer built from now on follows epochs with mlmkit collator
 del install
 __all__ += ["MaskEpochCallback"]
 
+# ---- Short sequences first ----
+from .sequence_length import SequenceLengthSchedule  # noqa: E402
+
+__all__ += ["SequenceLengthSchedule"]
+
 # Corpus preprocessing (issue 4).
 from .corpus import load_sentence_corpus  # noqa: E402
 from .grouping import GroupTexts  # noqa: E402

@@ -150,3 +150,21 @@ def pair_instances(
     a_type: int,
     b_type: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
+
+# Cropping to max_length.
+__all__ += ["LANE_CROP", "crop_rows"]
+
+LANE_CROP: int
+
+def crop_rows(
+    values: np.ndarray,
+    starts: np.ndarray,
+    lens: np.ndarray,
+    content_starts: np.ndarray,
+    content_lens: np.ndarray,
+    max_length: int,
+    prefix: list[int],
+    suffix: list[int],
+    key_words: np.ndarray,
+    keyed: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...

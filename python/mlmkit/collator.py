@@ -12,8 +12,9 @@ import torch
 from transformers import PreTrainedTokenizerBase
 from transformers.data.data_collator import DataCollatorMixin
 
-from . import _core, seeding
+from . import _core, cropping, seeding
 from .batch import Ragged, aligned_values, as_ragged, attention_values, columns_of, is_scalar
+from .length_plan import LengthPlan, MaxLengthField
 from .vocab import RandomTokens, TokenizerTables, tokenizer_state, tokenizer_tables
 from .word_masking import (
     BOUNDARY_COLUMNS,
@@ -65,6 +66,12 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
             Default: "word" if whole_word_mask else "token".
         replace_per: "word": one 80/10/10 decision per word (per span in span/n-gram masking);
             "token": per token (Google BERT, Megatron).
+
+    Short sequences (README: "Short sequences first"):
+        max_length: crop every row longer than this to a window of `max_length` tokens (then
+            pad and mask): `[CLS] window [SEP]` for rows wrapped in the tokenizer's special
+            tokens, every per-token column cut alike. Sentence pairs are never cropped (an
+            error when longer). `mlmkit.SequenceLengthSchedule` changes it during training.
     """
 
     tokenizer: PreTrainedTokenizerBase
@@ -86,6 +93,7 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
     span_geometric_p: float = 0.2
     max_span_length: int = 10
     max_ngram: int = 3
+    max_length: int | None = MaxLengthField()  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.tokenizer is None:
@@ -126,9 +134,13 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
             )
         self._tables: TokenizerTables | None = None
         self._schedule: seeding.EpochSchedule = self.__dict__["_schedule"]  # made by `epoch`
+        self._lengths: LengthPlan = self.__dict__["_lengths"]  # made by `max_length`
         self._cursor = seeding.BatchCursor()
+        self._template: tuple[Any, ...] | None = None
         _ = self.tables  # fail now, not at the first batch, if the mask token is missing
+        self._check_max_length(self.max_length)
         self._check_device()
+        self._built = True
 
     @property
     def tables(self) -> TokenizerTables:
@@ -142,8 +154,32 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_tables"] = None  # derived; rebuilt lazily in the process that uses it
+        state["_template"] = None
         state["_cursor"] = seeding.BatchCursor()  # a copy counts its own batches
         return state
+
+    def window_template(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The special tokens a cropped row keeps around its window when it carries them: the
+        tokenizer's single-sequence template, e.g. `((cls_id,), (sep_id,))`."""
+        state = self.tables.state
+        cached = self._template
+        if cached is None or cached[0] != state:
+            cached = (state, *cropping.window_template(self.tokenizer))
+            self._template = cached
+        return cached[1], cached[2]
+
+    def _check_max_length(self, n: int | None) -> None:
+        if n is None:
+            return
+        prefix, suffix = self.window_template()
+        specials = len(prefix) + len(suffix)
+        if n <= specials:
+            names = self.tokenizer.convert_ids_to_tokens([*prefix, *suffix])
+            raise ValueError(
+                f"max_length={n} is too small: the tokenizer wraps a sequence in {specials} "
+                f"special tokens ({' '.join(names)}), so a cropped row needs max_length >= "
+                f"{specials + 1}"
+            )
 
     def set_epoch(self, epoch: int, *, skip_batches: int = 0) -> None:
         """Mask the coming batches as batches of `epoch` (0-based), like
@@ -158,15 +194,19 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
         persistent ones included, see it. `Trainer` does this by itself (`MaskEpochCallback`)."""
         self._schedule.set(epoch, skip_batches)
 
-    def _key_words(self) -> np.ndarray:
+    def _key_words(self, position: seeding.BatchPosition | None = None) -> np.ndarray:
+        """The key words of a batch (at `position`, else the next one this collator takes)."""
         schedule = self._schedule
         if self.keyed:
             seeding.warn_if_unmanaged(schedule, keyed=True)
-            return seeding.keyed_words(self.seed, schedule.epoch)  # type: ignore[arg-type]
+            epoch = schedule.epoch if position is None else position.epoch
+            return seeding.keyed_words(self.seed, epoch)  # type: ignore[arg-type]
         if self.seed is None:
             return seeding.torch_words(schedule.rank())
         seeding.warn_if_unmanaged(schedule, keyed=False)
-        return seeding.seeded_words(self.seed, schedule, self._cursor)
+        if position is None:
+            position = seeding.batch_position(schedule, self._cursor)
+        return seeding.seeded_words(self.seed, schedule.rank(), position)
 
     def torch_call(self, examples: Any) -> dict[str, Any]:
         return self._to_device(self._collate(examples, "pt"))
@@ -186,6 +226,7 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
         output (unless masked); `keep_width` (for the `*_mask_tokens` methods) leaves
         `pad_to_multiple_of` out."""
         tables = self.tables
+        position = seeding.batch_position(self._schedule, self._cursor)
         cols = columns_of(examples)
         ids = as_ragged(cols["input_ids"], "input_ids")
         left = self.tokenizer.padding_side == "left"
@@ -240,6 +281,31 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
             "input_ids",
             attention,
         )
+        limit = self._lengths.at(position.step, self._cursor.training)
+        if limit is not None and width > limit:
+            if keep_width:
+                _check_fits(content, limit)
+            else:
+                crop = cropping.crop_rows(
+                    ids,
+                    content,
+                    limit,
+                    self.window_template(),
+                    lambda: self._key_words(position),
+                    self.keyed,
+                    passed.get("token_type_ids"),
+                    next((c for c in cropping.PAIR_LABELS if c in cols), None),
+                )
+                ids, content = crop.rows, crop.content
+                raw_starts, raw_lens = ids.starts, ids.lens
+                attention = None if attention is None else crop.take(attention)
+                special = None if special is None else crop.take(special)
+                if words is not None:
+                    for name in ("word_ids", "continuation"):
+                        if words[name] is not None:
+                            words[name] = crop.take(words[name])
+                passed = {name: crop.take(values) for name, values in passed.items()}
+                width = int(raw_lens.max())
         if self.pad_to_multiple_of and not keep_width:
             width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
         if tables.pad_id is None and bool((raw_lens < width).any()):
@@ -256,7 +322,7 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
             special,
             tables.is_special,
             tables.random_ids,
-            self._key_words() if self.mlm else np.zeros(0, np.uint32),
+            self._key_words(position) if self.mlm else np.zeros(0, np.uint32),
             self.keyed,
             self.mlm,
             self.mlm_probability,
@@ -374,7 +440,9 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
 
         Use it with a padding-only collator (`dataclasses.replace(collator, mlm=False,
         whole_word_mask=False, masking=None)`) when the CPU side of a training loop is the
-        bottleneck; see the README for `Trainer`."""
+        bottleneck; see the README for `Trainer`. It does not crop: with `max_length` set, that
+        padding-only collator crops (the same windows), and a row longer than `max_length` here
+        is an error."""
         from . import torch_masking
 
         if not self.mlm:
@@ -411,6 +479,7 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
             left=self.tokenizer.padding_side == "left",
             pad_is_unique=tables.pad_is_unique,
             attention_mask=attention_mask,
+            max_length=self.max_length,
         )
 
     def torch_mask_tokens(
@@ -479,6 +548,18 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
         return tw.WordMasking(self.replace_per == "token", spans, boundaries)
 
     # ---- end of the torch path -----------------------------------------------------------
+
+
+def _check_fits(content: Ragged, limit: int) -> None:
+    """For methods that mask rows where they are: no row may need cropping."""
+    over = np.flatnonzero(content.lens > limit)
+    if over.size:
+        i = int(over[0])
+        raise ValueError(
+            f"row {i} has {int(content.lens[i])} tokens, more than max_length={limit}, and rows "
+            "are masked where they are here: crop them with the collator itself first (e.g. the "
+            "padding-only collator of the device-masking recipe)"
+        )
 
 
 def _no_pad_message(lens: np.ndarray, width: int, multiple: int | None) -> str:

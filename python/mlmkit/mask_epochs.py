@@ -13,7 +13,9 @@ It does nothing unless the training DataLoader collates with an mlmkit collator.
   with Trainer's epoch and, in the epoch a run resumes in, the number of batches Trainer skips
   (accelerate's `skip_first_batches` never fetches nor collates them), computed as Trainer does:
   `(global_step % updates_per_epoch) * gradient_accumulation_steps`. Datasets without a length
-  or iterable ones are skipped by collating and dropping batches, so there the count is 0.
+  or iterable ones are skipped by collating and dropping batches, so there the count is 0. With
+  the epoch it records the optimizer step of the epoch's batch 0 and the batches per step, so
+  that a batch's step is known where it is collated (`SequenceLengthSchedule` switches on it).
 
 A collator that masks inside a `Trainer.train()` loop while nobody manages its epoch warns once
 (`seeding.warn_if_unmanaged`): the integration could not reach it.
@@ -45,7 +47,7 @@ class TrainingBatches:
 
     def __init__(self, collator: DataCollatorForLanguageModeling) -> None:
         self.collator = collator
-        self.cursor = seeding.BatchCursor()
+        self.cursor = seeding.BatchCursor(training=True)
 
     def __call__(self, examples: Any) -> Any:
         collator = self.collator
@@ -79,7 +81,8 @@ class MaskEpochCallback(TrainerCallback):
                 )
         self.explicit: tuple[DataCollatorForLanguageModeling, ...] = collators
         self.collators: list[DataCollatorForLanguageModeling] = []
-        self._next: tuple[int, int] | None = None
+        self._next: tuple[int, int, int] | None = None
+        self._accumulation = 1
         self._run: tuple[int, Any] | None = None
 
     def attach(self, trainer: Any) -> MaskEpochCallback:
@@ -97,22 +100,33 @@ class MaskEpochCallback(TrainerCallback):
         self._next = None
         if not self.collators:
             return
-        self._next = (0, 0) if train_dataloader is None else _start(args, state, train_dataloader)
+        self._accumulation = max(int(args.gradient_accumulation_steps), 1)
+        self._next = (
+            (0, 0, int(state.global_step))
+            if train_dataloader is None
+            else _start(args, state, train_dataloader)
+        )
         _check_workers(args, self.collators)
         # Managed from now on: evaluation before the first epoch (eval_on_start) uses it too.
-        epoch, skip = self._next
-        for collator in self.collators:
-            collator.set_epoch(epoch, skip_batches=skip)
+        self._set(*self._next)
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         if self._next is None:
             return
-        epoch, skip = self._next
+        epoch, skip, first_step = self._next
+        self._set(epoch, skip, int(state.global_step) if first_step < 0 else first_step)
+        self._next = (epoch + 1, 0, -1)  # later epochs start at the step Trainer is at then
+
+    def _set(self, epoch: int, skip: int, first_step: int) -> None:
+        """`set_epoch(epoch, skip_batches=skip)`, recording where the epoch is in the run."""
         for collator in self.collators:
-            collator.set_epoch(epoch, skip_batches=skip)
-        self._next = (epoch + 1, 0)
+            collator._schedule.set(
+                epoch, skip, first_step=first_step, accumulation=self._accumulation
+            )
 
     def on_train_end(self, args, state, control, **kwargs):
+        for collator in self.collators:
+            collator._schedule.end_steps()
         if self._run is not None:
             seeding.trainer_ended(self._run)
             self._run = None
@@ -146,8 +160,17 @@ def _take_over(loader: Any) -> list[DataCollatorForLanguageModeling]:
     return []
 
 
-def _start(args: Any, state: Any, loader: Any) -> tuple[int, int]:
-    """(epoch, batches skipped) where `Trainer.train()` starts, as `Trainer` computes them."""
+def training_batches(loader: Any) -> TrainingBatches | None:
+    """The `TrainingBatches` a training DataLoader collates with (after `_take_over`), if any."""
+    base = getattr(loader, "base_dataloader", loader)
+    fn = getattr(base, "collate_fn", None)
+    fn = getattr(fn, "data_collator", fn)
+    return fn if isinstance(fn, TrainingBatches) else None
+
+
+def _start(args: Any, state: Any, loader: Any) -> tuple[int, int, int]:
+    """(epoch, batches skipped, step of the epoch's batch 0) where `Trainer.train()` starts, as
+    `Trainer` computes them."""
     accumulation = max(int(args.gradient_accumulation_steps), 1)
     try:
         length: int | None = len(loader)
@@ -160,9 +183,12 @@ def _start(args: Any, state: Any, loader: Any) -> tuple[int, int]:
     dataset = getattr(loader, "dataset", None)
     collated_when_skipped = isinstance(dataset, torch.utils.data.IterableDataset) or not length
     step = int(state.global_step)
-    if collated_when_skipped or args.ignore_data_skip:
-        return step // per_epoch, 0
-    return step // per_epoch, (step % per_epoch) * accumulation
+    if args.ignore_data_skip:  # the epoch is run again from its first batch
+        return step // per_epoch, 0, step
+    first_step = step - step % per_epoch
+    if collated_when_skipped:  # the skipped batches are collated: they take their positions
+        return step // per_epoch, 0, first_step
+    return step // per_epoch, (step % per_epoch) * accumulation, first_step
 
 
 def _check_workers(args: Any, collators: Sequence[DataCollatorForLanguageModeling]) -> None:

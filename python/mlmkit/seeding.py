@@ -14,6 +14,10 @@ Each row's stream is keyed by `hash_words(0, batch_words ++ row_words)` (see `ru
 * `seed=None`: `batch_words = [TORCH, rank, a, b]` with `a`, `b` drawn from torch's global
   generator, so `transformers.set_seed` makes runs reproducible and ranks still differ.
 
+A row longer than the collator's `max_length` is cropped to a window whose start comes from the
+same row key (keyed mode: over the uncropped row's content) on a lane of its own (`cropping`);
+with `seed=None` the window's batch words are drawn first, the masks' after them.
+
 Batch positions: a collator counts the batches it masks since its epoch was last set. In the main
 process the k-th is batch `skip + k`; in DataLoader worker `w` of `N` it is batch
 `skip + w + k * N`, because torch hands batch `i` of an iteration to worker `i % N` (in order).
@@ -21,6 +25,10 @@ process the k-th is batch `skip + k`; in DataLoader worker `w` of `N` it is batc
 The epoch, `skip` and a version counter live in a small tensor in shared memory created with the
 collator: forked workers inherit it and spawn/forkserver workers receive it through torch's
 multiprocessing reductions, so persistent workers see `set_epoch` calls made after they started.
+
+During a `Trainer` run the schedule also holds the optimizer step of the epoch's batch 0 and the
+batches per step (gradient accumulation), so the step a batch belongs to is known wherever it is
+collated: `first_step + batch // accumulation` (what a `SequenceLengthSchedule` switches on).
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ import sys
 import warnings
 from multiprocessing.reduction import ForkingPickler
 from types import CodeType, FrameType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -97,12 +105,13 @@ def current_rank() -> int:
 
 # ---- the schedule shared with DataLoader workers -------------------------------------------
 
-_VERSION, _EPOCH, _SKIP, _MANAGED, _WARNED = range(5)
+_VERSION, _EPOCH, _SKIP, _MANAGED, _WARNED, _FIRST_STEP, _ACCUMULATION = range(7)
 
 
 class EpochSchedule:
     """A collator's epoch, the batch its epoch starts at (`skip`), whether anyone manages the
-    epoch, and a version that changes with every `set_epoch`: five int64 in shared memory.
+    epoch, a version that changes with every `set_epoch`, and, during a `Trainer` run, the step
+    of the epoch's batch 0 and the batches per step: seven int64 in shared memory.
 
     Plain pickling (`pickle`, `copy`, `datasets`' hasher) carries the values into a new,
     independent schedule; torch's multiprocessing pickler (spawn/forkserver DataLoader workers)
@@ -110,8 +119,17 @@ class EpochSchedule:
 
     __slots__ = ("_values", "_view", "_rank", "shared")
 
-    def __init__(self, epoch: int = 0, skip: int = 0, managed: bool = False) -> None:
-        values = torch.tensor([0, epoch, skip, int(managed), 0], dtype=torch.int64)
+    def __init__(
+        self,
+        epoch: int = 0,
+        skip: int = 0,
+        managed: bool = False,
+        first_step: int = -1,
+        accumulation: int = 0,
+    ) -> None:
+        values = torch.tensor(
+            [0, epoch, skip, int(managed), 0, first_step, accumulation], dtype=torch.int64
+        )
         try:
             values.share_memory_()
             self.shared = True
@@ -128,8 +146,8 @@ class EpochSchedule:
         return self
 
     def __reduce__(self) -> tuple[Any, ...]:
-        _, epoch, skip, managed = self.read()
-        return (EpochSchedule, (epoch, skip, managed))
+        _, epoch, skip, managed, _, first_step, accumulation = self._view.tolist()
+        return (EpochSchedule, (epoch, skip, bool(managed), first_step, accumulation))
 
     def _share(self) -> tuple[Any, ...]:
         if not self.shared:
@@ -148,7 +166,19 @@ class EpochSchedule:
     def managed(self) -> bool:
         return bool(self._view[_MANAGED])
 
-    def set(self, epoch: object, skip_batches: object = 0) -> None:
+    @property
+    def first_step(self) -> int:
+        """The optimizer step of this epoch's batch 0 (-1: not in a `Trainer` run)."""
+        return int(self._view[_FIRST_STEP])
+
+    def set(
+        self,
+        epoch: object,
+        skip_batches: object = 0,
+        *,
+        first_step: int = -1,
+        accumulation: int = 0,
+    ) -> None:
         if torch.utils.data.get_worker_info() is not None:
             raise RuntimeError(
                 "set_epoch must be called in the process that iterates the DataLoader, not inside "
@@ -158,7 +188,12 @@ class EpochSchedule:
         s = check_count(skip_batches, "skip_batches")
         v = self._view
         v[_EPOCH], v[_SKIP], v[_MANAGED] = e, s, 1
+        v[_FIRST_STEP], v[_ACCUMULATION] = first_step, accumulation
         v[_VERSION] += 1  # last: a reader that sees the new version sees the new values
+
+    def end_steps(self) -> None:
+        """The `Trainer` run is over: batches no longer belong to its steps."""
+        self._view[_FIRST_STEP] = -1
 
     def rank(self) -> int:
         return current_rank() if self._rank is None else self._rank
@@ -178,15 +213,17 @@ ForkingPickler.register(EpochSchedule, EpochSchedule._share)
 
 class BatchCursor:
     """How many batches one collator object has masked since its schedule last changed, in this
-    process. Copies (pickled, or inherited by a forked worker) start again at 0."""
+    process. Copies (pickled, or inherited by a forked worker) start again at 0. `training`: the
+    cursor of a `Trainer`'s training DataLoader (`mask_epochs.TrainingBatches`)."""
 
-    __slots__ = ("_pid", "_version", "_count")
+    __slots__ = ("_pid", "_version", "_count", "training")
 
-    def __init__(self) -> None:
+    def __init__(self, training: bool = False) -> None:
         self._pid, self._version, self._count = -1, -1, 0
+        self.training = training
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (BatchCursor, ())
+        return (BatchCursor, (self.training,))
 
     def take(self, version: int) -> int:
         pid = os.getpid()
@@ -195,6 +232,31 @@ class BatchCursor:
         k = self._count
         self._count += 1
         return k
+
+
+class BatchPosition(NamedTuple):
+    """Where a batch sits: its epoch, its position in the epoch, the worker pool word of seeded
+    keys, and the optimizer step it belongs to during a `Trainer` run (else None)."""
+
+    epoch: int
+    batch: int
+    pool: int
+    step: int | None
+
+
+def batch_position(schedule: EpochSchedule, cursor: BatchCursor) -> BatchPosition:
+    """The position of the next batch a collator with this schedule and cursor collates (call
+    once per batch)."""
+    version, epoch, skip, managed, _, first_step, accumulation = schedule._view.tolist()
+    k = cursor.take(version)
+    info = torch.utils.data.get_worker_info()
+    if info is None:
+        batch, pool = skip + k, 0
+    else:
+        batch = skip + info.id + k * info.num_workers
+        pool = 0 if managed else int(info.seed) - info.id
+    step = first_step + batch // accumulation if first_step >= 0 and accumulation > 0 else None
+    return BatchPosition(epoch, batch, pool, step)
 
 
 # ---- dataclass fields ----------------------------------------------------------------------
@@ -240,24 +302,16 @@ def keyed_words(seed: int, epoch: int) -> np.ndarray:
     return np.array([KEYED, *split64(seed), *split64(epoch)], dtype=np.uint32)
 
 
-def seeded_words(seed: int, schedule: EpochSchedule, cursor: BatchCursor) -> np.ndarray:
-    """The key words of the next batch a collator with this schedule and cursor masks."""
-    version, epoch, skip, managed = schedule.read()
-    k = cursor.take(version)
-    info = torch.utils.data.get_worker_info()
-    if info is None:
-        batch, pool = skip + k, 0
-    else:
-        batch = skip + info.id + k * info.num_workers
-        pool = 0 if managed else int(info.seed) - info.id
+def seeded_words(seed: int, rank: int, position: BatchPosition) -> np.ndarray:
+    """The key words of a batch at `position` in seeded mode."""
     return np.array(
         [
             SEEDED,
             *split64(seed),
-            *split64(epoch),
-            schedule.rank() & _MASK32,
-            *split64(pool),
-            *split64(batch),
+            *split64(position.epoch),
+            rank & _MASK32,
+            *split64(position.pool),
+            *split64(position.batch),
         ],
         dtype=np.uint32,
     )

@@ -386,13 +386,16 @@ def mask_batch(
     left: bool = False,
     pad_is_unique: bool = True,
     attention_mask: torch.Tensor | None = None,
+    max_length: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mask a padded batch where it lives; returns `(masked_input_ids, labels)` (int64, same
     device and layout). Equal to the Rust collator's output for the same rows and key words
     (`left`, `pad_is_unique` and `attention_mask` decide the content as the collator does).
 
     `words` selects whole words, spans or n-grams (`torch_word_masking`) instead of tokens, with
-    boundaries from its tables or from `word_ids` (`(B, L)`, aligned with input_ids, -1: none)."""
+    boundaries from its tables or from `word_ids` (`(B, L)`, aligned with input_ids, -1: none).
+
+    `max_length`: the collator's; rows are not cropped here, so a longer row is an error."""
     if not isinstance(input_ids, torch.Tensor):
         raise TypeError(f"input_ids must be a torch.Tensor, got {type(input_ids).__name__}")
     if input_ids.ndim != 2:
@@ -432,6 +435,15 @@ def mask_batch(
     start, length = content_range(
         ids, pad_id, left=left, pad_is_unique=pad_is_unique, attention_mask=attention_mask
     )
+    if max_length is not None and ids.shape[1] > max_length:
+        over = (length > max_length).nonzero()
+        if over.numel():
+            i = int(over[0, 0])
+            raise ValueError(
+                f"row {i} has {int(length[i])} tokens, more than max_length={max_length}: "
+                "mask_tensor does not crop; crop the rows with the collator that pads them "
+                "(the padding-only collator of the device-masking recipe crops alike)"
+            )
     keys = row_keys(ids, start, length, key_words, keyed)
     if words is not None:
         from .torch_word_masking import mask_words

@@ -64,6 +64,14 @@ class MaskingArguments:
         default=0.1, metadata={"help": "of the masked tokens: share replaced by a random token"}
     )
     block_size: int = field(default=64, metadata={"help": "tokens per training example"})
+    seq_schedule: str | None = field(
+        default=None,
+        metadata={
+            "help": "short sequences first, as LENGTH:FRACTION stages, e.g. 128:0.9,512:0.1 "
+            "(90%% of the steps on windows of 128 tokens, then 512); blocks are cut at the "
+            "largest length, evaluation stays at it"
+        },
+    )
 
 
 @dataclass

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import seq_schedule
 from .arguments import (
     AdaptArguments,
     CorpusArguments,
@@ -204,6 +205,7 @@ def train(
     # Without the count every head returns its batch mean, and Trainer divides it.
     trainer.model_accepts_loss_kwargs = False
     callback.attach(trainer)
+    seq_schedule.attach(trainer, collator, masking)
     start = time.perf_counter()
     with warnings.catch_warnings():
         # Trainer pins memory by default; on a CPU-only machine torch warns about it every epoch.
@@ -281,11 +283,12 @@ def summary(metrics: dict[str, Any], output_dir: Path) -> str:
         t = metrics["tokenizer"]
         lines.append(f"tokenizer: {t['type']}, {t['vocab_size']} tokens")
     m = metrics["model"]
+    schedule = f" cropped by --seq_schedule {m['seq_schedule']}" if m.get("seq_schedule") else ""
     lines.append(
         f"model: {m['class']}, {m['layers']} layers, hidden {m['hidden_size']}, "
         f"{m['parameters'] / 1e6:.1f} M parameters; {m['train_examples']} training examples of "
-        f"<= {m['block_size']} tokens, {m['masking']} masking of {m['mlm_probability']:.0%} "
-        f"(evaluation: {m['eval_mlm_probability']:.0%})"
+        f"<= {m['block_size']} tokens{schedule}, {m['masking']} masking of "
+        f"{m['mlm_probability']:.0%} (evaluation: {m['eval_mlm_probability']:.0%})"
     )
     before, after = metrics["eval_mlm_perplexity_before"], metrics["eval_mlm_perplexity_after"]
     if before is not None:
@@ -324,6 +327,7 @@ def _model_info(
         "train_examples": len(train_set),
         "eval_examples": len(eval_set),
         "block_size": masking.block_size,
+        "seq_schedule": masking.seq_schedule,
         "masking": masking.masking,
         "mlm_probability": masking.mlm_probability,
         "eval_mlm_probability": masking.eval_mlm_probability,
@@ -359,6 +363,7 @@ def run_pretrain(
         from .preprocessed_training import adopt_settings
 
         adopt_settings(preprocessed, corpus_args, masking, model_args, given)
+    seq_schedule.resolve(masking, model_args.objective, given, preprocessed is not None)
     check_arguments(corpus_args, masking)
     if model_args.hidden_size % model_args.num_attention_heads:
         raise CliError(
@@ -480,6 +485,7 @@ def run_adapt(
         from .preprocessed_training import adopt_settings
 
         adopt_settings(preprocessed, corpus_args, masking, None, given)
+    seq_schedule.resolve(masking, "mlm", given, preprocessed is not None)
     check_arguments(corpus_args, masking)
     output_dir = Path(training_args.output_dir)
     run = Run("adapt")
