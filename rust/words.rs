@@ -1340,7 +1340,7 @@ mod tests {
 #[cfg(test)]
 mod bench {
     use super::*;
-    use crate::collate::{collate_with, Collate, KeyMode, Outputs, Selection};
+    use crate::collate::{collate_with, Aligned, Collate, KeyMode, Outputs, Selection};
     use crate::padding::Rows;
     use std::time::Instant;
 
@@ -1404,7 +1404,7 @@ mod bench {
             },
             spec: MaskSpec::new(0.15, 0.8, 0.1, Count::Bernoulli, usize::MAX, 3).unwrap(),
             mlm,
-            pad_id: 0,
+            pad_id: Some(0),
             left: false,
             key_words: &[1, 2, 3],
             key_mode: KeyMode::RowIndex,
@@ -1467,7 +1467,7 @@ mod bench {
                         attention: c,
                         width: len,
                     };
-                    collate_with(rows, None, &case.cfg, &case.selection, out).unwrap()
+                    collate_with(rows, Aligned::default(), &case.cfg, &case.selection, out).unwrap()
                 }) as Box<dyn FnMut()>
             })
             .collect();
