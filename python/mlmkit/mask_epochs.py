@@ -246,7 +246,7 @@ class _AfterImport(importlib.abc.MetaPathFinder):
             exec_module(module)
             _register(module)
 
-        loader.exec_module = exec_and_register  # type: ignore[method-assign]
+        loader.exec_module = exec_and_register
         return spec
 
 

@@ -158,11 +158,11 @@ ADAPT_GROUPS = (AdaptArguments, CorpusArguments, MaskingArguments)
 
 
 def add_training_command(
-    sub: Any, name: str, groups: tuple[type, ...], defaults: dict[str, Any], **kwargs: Any
+    sub: Any, name: str, groups: tuple[Any, ...], defaults: dict[str, Any], **kwargs: Any
 ) -> argparse.ArgumentParser:
     from transformers import HfArgumentParser, TrainingArguments
 
-    flags = HfArgumentParser([*groups, TrainingArguments], add_help=False)
+    flags = HfArgumentParser([*groups, TrainingArguments], add_help=False)  # type: ignore[list-item]
     parser = sub.add_parser(
         name,
         parents=[flags],

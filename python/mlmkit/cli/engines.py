@@ -172,7 +172,7 @@ def _auto_address() -> str | None:
     try:
         from ray._private.services import find_bootstrap_address
 
-        return find_bootstrap_address(None)  # type: ignore[no-any-return]
+        return find_bootstrap_address(None)
     except Exception:  # a private helper: without it, ray.init reports what it finds
         return None
 

@@ -10,7 +10,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 from . import seq_schedule
 from .arguments import (
@@ -130,7 +130,9 @@ def mlm_blocks(docs: Any, tokenizer: Any, block_size: int) -> Any:
     return blocks.with_format(None)
 
 
-def pair_examples(docs: Any, tokenizer: Any, block_size: int, task: str, seed: int) -> Any:
+def pair_examples(
+    docs: Any, tokenizer: Any, block_size: int, task: Literal["nsp", "sop"], seed: int
+) -> Any:
     """NSP / SOP sentence pairs of at most `block_size` tokens; the label column is named
     `next_sentence_label`, which `BertForPreTraining` takes for either task."""
     import mlmkit
@@ -456,7 +458,7 @@ def _raw_sets(
         train_set = mlm_blocks(corpus.train, tokenizer, masking.block_size)
         eval_set = mlm_blocks(corpus.eval, tokenizer, masking.block_size)
     else:
-        task = model_args.objective.split("+")[1]
+        task = cast(Literal["nsp", "sop"], model_args.objective.split("+")[1])
         train_set = pair_examples(
             corpus.train, tokenizer, masking.block_size, task, training_args.seed
         )

@@ -262,6 +262,7 @@ def _json_texts(path: Path, field: str) -> Iterator[str]:
         while first.isspace():
             first = f.read(1)
         f.seek(0)
+        records: Iterator[tuple[int, Any]]
         if first == b"[":  # a JSON array of records rather than JSON lines
             records = enumerate(json.loads(_decode(f.read(), path, 1)), 1)
             where = "record"

@@ -19,7 +19,7 @@ def normalizer(lowercase: bool, strip_accents: bool) -> Any:
     """
     from tokenizers import normalizers
 
-    steps = [
+    steps: list[normalizers.Normalizer] = [
         normalizers.BertNormalizer(
             clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False
         )
