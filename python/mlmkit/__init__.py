@@ -6,7 +6,7 @@ from .collator import DataCollatorForLanguageModeling
 
 # Whole-word and span masking.
 from .whole_word import DataCollatorForWholeWordMask
-from .words import reference_positions, word_starts, word_tables
+from .word_boundaries import reference_positions, word_starts, word_tables
 
 __all__ = ["DataCollatorForLanguageModeling"]
 __all__ += ["DataCollatorForWholeWordMask", "reference_positions", "word_starts", "word_tables"]

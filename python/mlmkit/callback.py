@@ -111,9 +111,7 @@ class FixedMaskPerplexityCallback(TrainerCallback):
         # boundaries from a dataset's word_ids / chinese_ref column stay with the collator.
         masking = resolve_masking(collator.whole_word_mask, collator.masking, True)
         boundary_columns = sorted(set(BOUNDARY_COLUMNS) & set(_column_names(eval_dataset)))
-        self._torch_ok = self.masker._torch_masking_supported() and not (
-            masking != "token" and boundary_columns
-        )
+        self._torch_ok = not (masking != "token" and boundary_columns)
         if mask_on_device and not self._torch_ok:
             raise ValueError(
                 f"mask_on_device=True: the eval set gives word boundaries in {boundary_columns}, "
