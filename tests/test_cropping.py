@@ -22,7 +22,7 @@ import mlmkit
 from mlmkit import seeding
 
 from .conftest import CORPUS
-from .reference import hash_words, keyed_row_key, lane
+from .oracles.rng import hash_words, keyed_row_key, lane
 
 LANE_CROP = 4
 Collator = mlmkit.DataCollatorForLanguageModeling

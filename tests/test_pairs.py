@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 
 import mlmkit
 from mlmkit import SentencePairs
-from mlmkit.pairs_reference import sentence_pairs
 
 from .conftest import CORPUS
+from .oracles.pairs import sentence_pairs
 
 Z999 = 3.2905  # two-sided 99.9 % normal quantile
 

@@ -18,9 +18,9 @@ import mlmkit
 from mlmkit import DataCollatorForLanguageModeling, DataCollatorForWholeWordMask, _core
 from mlmkit.word_boundaries import word_tables
 
-from . import word_oracle as oracle
 from .conftest import CORPUS
-from .reference import keyed_row_key
+from .oracles import words as oracle
+from .oracles.rng import keyed_row_key
 from .wordcheck import char_words, expected_groups
 
 Z999 = 3.2905  # two-sided 99.9% normal quantile
