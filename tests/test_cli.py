@@ -1,6 +1,6 @@
 """The `mlmkit` command line end to end, with tiny models on a tiny corpus (CPU, seconds each).
 
-Commands run in-process through `mlmkit.__main__.main`, as `mlmkit ...` would run them."""
+Commands run in-process through `mlmkit.cli.main.main`, as `mlmkit ...` would run them."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import sys
 import pytest
 from PIL import Image
 
-from mlmkit.__main__ import main
+from mlmkit.cli.main import main
 
 ANIMALS = "cat dog horse bird fish mouse lion tiger bear wolf".split()
 FOODS = "apples bread fish grain seeds cheese meat honey berries nuts".split()
@@ -345,7 +345,7 @@ def test_bad_input_exits_2_with_a_message(case, tmp_path, bert_dir, capsys):
 
 
 def test_pretrain_defaults_differ_from_adapt_defaults():
-    from mlmkit.__main__ import build_parser
+    from mlmkit.cli.parser import build_parser
 
     parser = build_parser()
     pretrain = parser.parse_args(["pretrain"])

@@ -21,9 +21,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from mlmkit.__main__ import main
 from mlmkit.cli import shards as shards_module
 from mlmkit.cli.errors import CliError
+from mlmkit.cli.main import main
 from mlmkit.cli.text_corpus import load_corpus
 
 from .preprocess_corpora import (

@@ -33,7 +33,7 @@ ray = pytest.importorskip(
 )
 
 import mlmkit  # noqa: E402
-from mlmkit.__main__ import main  # noqa: E402
+from mlmkit.cli.main import main  # noqa: E402
 
 from .preprocess_corpora import (  # noqa: E402
     content,
