@@ -235,9 +235,6 @@ def test_bench_quick(capsys):
     assert sum("| mlmkit |" in row for row in table) == 4
 
 
-# ---- bad input: a message on stderr and exit code 2, no traceback ---------------------------
-
-
 def not_masked_lm(tmp_path):
     from transformers import BertConfig
 

@@ -409,8 +409,6 @@ def test_parquet_and_one_sentence_per_line_inputs(tmp_path):
         load_corpus([str(tmp_path / "docs.parquet")], text_field="body", progress=False)
 
 
-# ---- mlmkit pretrain on a preprocessed directory --------------------------------------------
-
 TINY = [
     "--num_hidden_layers", "1", "--hidden_size", "32", "--num_attention_heads", "2",
     "--intermediate_size", "64", "--max_position_embeddings", "64",

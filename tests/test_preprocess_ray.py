@@ -184,9 +184,6 @@ def test_auto_address_from_ray_address_fails_fast_when_unreachable(
     assert not (tmp_path / "out").exists()
 
 
-# ---- joining an existing cluster ------------------------------------------------------------
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

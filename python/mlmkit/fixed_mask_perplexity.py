@@ -127,8 +127,6 @@ class FixedMaskPerplexityCallback(TrainerCallback):
         self._last: tuple[int, Any, dict[str, float]] | None = None
         self._handled: dict[str, float] | None = None
 
-    # ---- placement -------------------------------------------------------------------------
-
     def attach(self, trainer: Any) -> FixedMaskPerplexityCallback:
         """Add this callback to `trainer` right after its `DefaultFlowCallback`, i.e. ahead of the
         reporting integrations, so they log the figures too. Returns the callback."""
@@ -142,8 +140,6 @@ class FixedMaskPerplexityCallback(TrainerCallback):
         handler.callbacks = callbacks
         self._attached = True
         return self
-
-    # ---- the evaluation --------------------------------------------------------------------
 
     def keys(self) -> tuple[str, str, str]:
         p = self.metric_prefix
@@ -218,8 +214,6 @@ class FixedMaskPerplexityCallback(TrainerCallback):
         finally:
             model.train(was_training)
         check_logits(logits, labels)
-
-    # ---- Trainer events --------------------------------------------------------------------
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if model is not None:
