@@ -19,7 +19,7 @@ import torch
 from tokenizers.processors import TemplateProcessing
 
 import mlmkit
-from mlmkit.bench import feature_rows, synthetic_tokenizer
+from mlmkit.cli.bench import feature_rows, synthetic_tokenizer
 
 B = 32
 CASES = {  # name: (row length, max_length)

@@ -14,7 +14,7 @@ import torch
 import transformers
 
 import mlmkit
-from mlmkit.bench import (
+from mlmkit.cli.bench import (
     dataloader_epoch,
     feature_rows,
     padded_array,

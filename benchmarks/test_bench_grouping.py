@@ -73,10 +73,8 @@ def python_batches(batches: list[pa.Table]) -> list[dict[str, list[list[int]]]]:
     return [b.to_pydict() for b in batches]
 
 
-# -- run_mlm.py (transformers/examples/pytorch/language-modeling/run_mlm.py, group_texts) -------
-
-
 def run_mlm_group_texts(examples: dict[str, list], max_seq_length: int = BLOCK) -> dict:
+    """`group_texts` of transformers' examples/pytorch/language-modeling/run_mlm.py."""
     # Concatenate all texts.
     concatenated_examples = {k: list(chain(*examples[k])) for k in examples.keys()}
     total_length = len(concatenated_examples[list(examples.keys())[0]])
@@ -110,9 +108,6 @@ def chain_group_bert(examples: dict[str, list], block: int = BLOCK) -> dict:
             blocks[-1] += [pad] * (block - len(blocks[-1]))
         result[k] = blocks
     return result
-
-
-# -- pure pyarrow / NumPy ---------------------------------------------------------------------
 
 
 def _flat(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
@@ -159,8 +154,6 @@ def numpy_group_bert(table: pa.Table, block: int = BLOCK) -> pa.Table:
         )
     return pa.table(out)
 
-
-# -- mlmkit ----------------------------------------------------------------------------------
 
 PLAIN = mlmkit.GroupTexts(BLOCK)
 BERT = mlmkit.GroupTexts(BLOCK, separator=SEP, prefix=(CLS,), suffix=(SEP,), tail="pad", pad_id=PAD)

@@ -1,5 +1,5 @@
 """NSP/SOP pairs: `mlmkit.SentencePairs` against a faithful pure-Python implementation of the same
-algorithm (`mlmkit.pairs_reference`, which keeps the shape of Google's
+algorithm (`tests/oracles/pairs.py`, which keeps the shape of Google's
 `create_instances_from_document`), on the same synthetic corpus of token-id sentences.
 
 Baselines:
@@ -34,8 +34,8 @@ import pyarrow as pa
 import pytest
 
 import mlmkit
-from mlmkit.pairs_reference import sentence_pairs
 from mlmkit.templates import PairTemplate
+from tests.oracles.pairs import sentence_pairs
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the tokenizer is read from a local directory
 FULL = os.environ.get("MLMKIT_BENCH_FULL") == "1"

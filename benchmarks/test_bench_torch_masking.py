@@ -63,8 +63,6 @@ def test_torch_mask_tensor_cpu(benchmark, tokenizer, batch, mode):
         assert torch.equal(labels, collator({"input_ids": batch})["labels"])
 
 
-# ---- whole-word and span masking (issue 7) -------------------------------------------------
-
 WORD_MODES = {
     "word": dict(masking="word", seed=0),
     "span": dict(masking="span", seed=0),

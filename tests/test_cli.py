@@ -1,6 +1,6 @@
 """The `mlmkit` command line end to end, with tiny models on a tiny corpus (CPU, seconds each).
 
-Commands run in-process through `mlmkit.__main__.main`, as `mlmkit ...` would run them."""
+Commands run in-process through `mlmkit.cli.main.main`, as `mlmkit ...` would run them."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import sys
 import pytest
 from PIL import Image
 
-from mlmkit.__main__ import main
+from mlmkit.cli.main import main
 
 ANIMALS = "cat dog horse bird fish mouse lion tiger bear wolf".split()
 FOODS = "apples bread fish grain seeds cheese meat honey berries nuts".split()
@@ -235,9 +235,6 @@ def test_bench_quick(capsys):
     assert sum("| mlmkit |" in row for row in table) == 4
 
 
-# ---- bad input: a message on stderr and exit code 2, no traceback ---------------------------
-
-
 def not_masked_lm(tmp_path):
     from transformers import BertConfig
 
@@ -345,7 +342,7 @@ def test_bad_input_exits_2_with_a_message(case, tmp_path, bert_dir, capsys):
 
 
 def test_pretrain_defaults_differ_from_adapt_defaults():
-    from mlmkit.__main__ import build_parser
+    from mlmkit.cli.parser import build_parser
 
     parser = build_parser()
     pretrain = parser.parse_args(["pretrain"])

@@ -29,8 +29,6 @@ def test_split_sentences_keeps_abbreviations_and_splits_cjk():
     ]
 
 
-# ---- the default corpus ---------------------------------------------------------------------
-
 FAKE_MODULE = '''"""A module docstring long enough to be kept as one document of the default corpus.
 
 >>> print("doctest lines are dropped")
@@ -98,9 +96,6 @@ def test_default_corpus_is_the_running_stdlib(monkeypatch, fake_stdlib, tmp_path
     assert "standard library documentation" in corpus.description
     assert len(corpus.train) + len(corpus.eval) == 4
     assert len(corpus.eval) >= 1 and len(corpus.train) >= 1
-
-
-# ---- corpus inputs --------------------------------------------------------------------------
 
 
 def write_docs(path, n, prefix="doc"):
@@ -194,9 +189,6 @@ def write_bytes(path, data):
     return path
 
 
-# ---- tokenizer ------------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize("kind", ["wordpiece", "bpe", "unigram"])
 def test_trained_tokenizer_keeps_hangul_whole(kind, tmp_path):
     from transformers import AutoTokenizer
@@ -224,9 +216,6 @@ def test_accents_and_case_kept_when_asked():
     assert tok.decode(tok("Café Über")["input_ids"], skip_special_tokens=True) == "Café Über"
 
 
-# ---- canaries -------------------------------------------------------------------------------
-
-
 def test_canaries_are_inserted_the_given_number_of_times():
     inserted, controls = make_canaries(3, repeats=7, seed=1)
     assert len(controls) == 5
@@ -240,9 +229,6 @@ def test_canaries_are_inserted_the_given_number_of_times():
     for c in controls:
         assert c.text not in flat
     assert len(flat) == 100 + 21
-
-
-# ---- the sparse masked-LM head --------------------------------------------------------------
 
 
 def test_adapt_trains_supported_classes_with_the_sparse_head(capsys):
@@ -288,9 +274,6 @@ def test_cli_trainer_divides_the_mean_loss_by_the_accumulation_steps(bert_tokeni
     trainer = train(Run("test"), model, bert_tokenizer, data, data, MaskingArguments(), args)
     assert trainer.state.global_step == 1
     assert trainer.model_accepts_loss_kwargs is False
-
-
-# ---- sinusoidal position embeddings at initialisation ---------------------------------------
 
 
 def test_sinusoids_encode_offsets_as_rotations():

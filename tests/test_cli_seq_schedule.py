@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from mlmkit.__main__ import main
 from mlmkit.cli.arguments import MaskingArguments
 from mlmkit.cli.errors import CliError
+from mlmkit.cli.main import main
 from mlmkit.cli.seq_schedule import parse, resolve
 
 from .test_cli import TINY_MODEL, TINY_TRAINING, write_corpus

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 import mlmkit
 from mlmkit.vocab import special_ids
 
-from .reference import keyed_row_key, mask_row
+from .oracles.rng import keyed_row_key
+from .oracles.tokens import mask_row
 
 # z for a two-sided 99.9% interval
 Z999 = 3.2905

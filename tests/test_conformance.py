@@ -356,9 +356,6 @@ def test_mask_tokens_methods(bert_tokenizer, return_tensors):
         getattr(mlmkit.DataCollatorForLanguageModeling(bert_tokenizer, mlm=False), name)(to(ids))
 
 
-# ---- intentional differences (README: "Differences from transformers") ----------------------
-
-
 def test_difference_surplus_padding_without_attention_mask(bert_tokenizer):
     """Pre-padded rows without an attention mask: transformers attends to the pad tokens they
     carry; mlmkit gives them attention 0 when the pad id is no other special token. Ids and

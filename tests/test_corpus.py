@@ -106,9 +106,6 @@ def test_progress_bar(tmp_path, capsys):
     assert "Reading sentences" in capsys.readouterr().err
 
 
-# -- errors ----------------------------------------------------------------------------------
-
-
 def test_missing_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="sentence corpus file not found: .*nope.txt"):
         load_sentence_corpus(tmp_path / "nope.txt")

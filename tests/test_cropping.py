@@ -22,7 +22,7 @@ import mlmkit
 from mlmkit import seeding
 
 from .conftest import CORPUS
-from .reference import hash_words, keyed_row_key, lane
+from .oracles.rng import hash_words, keyed_row_key, lane
 
 LANE_CROP = 4
 Collator = mlmkit.DataCollatorForLanguageModeling
@@ -93,9 +93,6 @@ def assert_batches_equal(a, b):
     assert set(a) == set(b)
     for k in a:
         assert torch.equal(torch.as_tensor(a[k]), torch.as_tensor(b[k])), k
-
-
-# ---- the windows ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("side", ["right", "left"])
@@ -224,9 +221,6 @@ def test_rows_that_fit_are_untouched(bert_tokenizer):
     assert_batches_equal(a, b)
 
 
-# ---- keys: keyed determinism, ranks, epochs, resume ------------------------------------------
-
-
 def test_keyed_windows_follow_the_content_only(bert_tokenizer):
     tok = bert_tokenizer
     rows = encoded_rows(tok, seed=3)
@@ -296,9 +290,6 @@ def test_torch_seeded_windows_follow_torch_generator(bert_tokenizer):
     assert bool((c(rows)["tag"] != a["tag"]).any())
 
 
-# ---- the device-masking recipe: padding-only collator + mask_tensor ---------------------------
-
-
 @pytest.mark.parametrize("masking", [None, "word", "span"])
 @pytest.mark.parametrize("mode", ["keyed", "seeded", "torch"])
 @pytest.mark.parametrize("side", ["right", "left"])
@@ -343,9 +334,6 @@ def test_methods_that_mask_in_place_refuse_rows_longer_than_max_length(bert_toke
     out, labels = c.torch_mask_tokens(short.clone())
     assert out.shape == short.shape and labels.shape == short.shape
     c.mask_tensor(short)
-
-
-# ---- sentence pairs and bad values ------------------------------------------------------------
 
 
 def test_pairs_are_not_cropped(bert_tokenizer):

@@ -274,9 +274,6 @@ def test_empty_batches():
     assert GroupTexts(4, tail="pad", pad_id=0)({"input_ids": [[], []]})["input_ids"] == []
 
 
-# -- errors ----------------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize("bad", [0, -3, True, 2.5, "8"])
 def test_bad_block_size(bad):
     with pytest.raises(ValueError, match="block_size must be a positive integer"):
@@ -356,9 +353,6 @@ def test_wrong_types_and_missing_values():
         GroupTexts(4, prefix=(300,))(
             pa.table({"input_ids": pa.array([[1, 2]], pa.list_(pa.int8()))})
         )
-
-
-# -- datasets.map ----------------------------------------------------------------------------
 
 
 def _tokenized(n=60, seed=0):

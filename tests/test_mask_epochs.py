@@ -57,9 +57,6 @@ def epochs(collator, data, n_epochs=2, **loader):
     return out
 
 
-# ---- integer-like seed and epoch -------------------------------------------------------------
-
-
 def test_integer_like_seed_and_epoch_are_accepted_and_normalised(bert_tokenizer):
     rows = [r["input_ids"] for r in dataset(bert_tokenizer, n=4)]
     make = mlmkit.DataCollatorForLanguageModeling
@@ -140,9 +137,6 @@ def test_set_epoch_inside_a_dataloader_worker_is_an_error(bert_tokenizer):
     with pytest.raises(RuntimeError, match="not inside a DataLoader worker"):
         next(iter(dl))
     assert c.epoch == 0
-
-
-# ---- batch positions -------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("keyed", [False, True])
@@ -262,9 +256,6 @@ def test_copies_count_their_own_batches_and_pickles_hash_the_configuration(bert_
     moved = fresh()
     moved.set_epoch(1)
     assert Hasher.hash(moved) != Hasher.hash(fresh())
-
-
-# ---- the Trainer integration -----------------------------------------------------------------
 
 
 def tiny_bert(tokenizer):

@@ -1,10 +1,14 @@
-"""Packaging facts a release depends on: one version, declared once (Cargo.toml)."""
+"""Packaging facts a release depends on: one version, declared once (Cargo.toml), and a `mlmkit`
+script that runs the command line."""
 
 from __future__ import annotations
 
+import importlib
 import pathlib
 import tomllib
 from importlib import metadata
+
+import pytest
 
 import mlmkit
 
@@ -16,3 +20,13 @@ def test_version_is_single_sourced_from_cargo_toml():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert "version" not in project and "version" in project["dynamic"]
     assert mlmkit.__version__ == metadata.version("mlmkit") == cargo
+
+
+def test_the_mlmkit_script_runs_the_command_line(capsys):
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    module, _, name = scripts["mlmkit"].partition(":")
+    main = getattr(importlib.import_module(module), name)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--help"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: mlmkit bench")

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 
 import mlmkit
 from mlmkit import SentencePairs
-from mlmkit.pairs_reference import sentence_pairs
 
 from .conftest import CORPUS
+from .oracles.pairs import sentence_pairs
 
 Z999 = 3.2905  # two-sided 99.9 % normal quantile
 
@@ -300,9 +300,6 @@ def test_roberta_style_template(bpe_tokenizer):
         assert len(ids) <= 16 and ids[0] == 0 and ids[-1] == 2
 
 
-# -- errors ----------------------------------------------------------------------------------
-
-
 def test_bad_input(bert_tokenizer):
     sp = SentencePairs(bert_tokenizer, max_seq_length=16)
     with pytest.raises(ValueError, match="no 'sentences' column"):
@@ -351,9 +348,6 @@ def test_tokenizer_without_special_tokens():
     tok = PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="[UNK]")
     with pytest.raises(ValueError, match="adds no special tokens around a sentence pair"):
         SentencePairs(tok)
-
-
-# -- end to end: corpus file -> pairs -> collator -> BertForPreTraining ------------------------
 
 
 def test_trains_bert_for_pretraining(bert_tokenizer, tmp_path):

@@ -21,9 +21,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from mlmkit.__main__ import main
 from mlmkit.cli import shards as shards_module
 from mlmkit.cli.errors import CliError
+from mlmkit.cli.main import main
 from mlmkit.cli.text_corpus import load_corpus
 
 from .preprocess_corpora import (
@@ -408,8 +408,6 @@ def test_parquet_and_one_sentence_per_line_inputs(tmp_path):
     with pytest.raises(CliError, match="has no 'body' column"):
         load_corpus([str(tmp_path / "docs.parquet")], text_field="body", progress=False)
 
-
-# ---- mlmkit pretrain on a preprocessed directory --------------------------------------------
 
 TINY = [
     "--num_hidden_layers", "1", "--hidden_size", "32", "--num_attention_heads", "2",

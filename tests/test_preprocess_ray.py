@@ -33,7 +33,7 @@ ray = pytest.importorskip(
 )
 
 import mlmkit  # noqa: E402
-from mlmkit.__main__ import main  # noqa: E402
+from mlmkit.cli.main import main  # noqa: E402
 
 from .preprocess_corpora import (  # noqa: E402
     content,
@@ -182,9 +182,6 @@ def test_auto_address_from_ray_address_fails_fast_when_unreachable(
     assert code == 2 and time.monotonic() - start < 30
     assert "no Ray cluster at 127.0.0.1" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
-
-
-# ---- joining an existing cluster ------------------------------------------------------------
 
 
 def _free_port() -> int:

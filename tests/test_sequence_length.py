@@ -156,8 +156,6 @@ def test_without_the_step_positions_the_switch_would_be_late(tmp_path, monkeypat
     assert trainer.widths[4] == (4, 8)  # prefetched before step 4 began
 
 
-# ---- resume in a fresh process -----------------------------------------------------------------
-
 # name: (settings, checkpoint step). Rows of 14-27 tokens; the second stage is 16 long.
 RESUME_RUNS = {
     # 18 steps: the switch at step 9 is the step the resumed run starts at.
@@ -233,9 +231,6 @@ def test_a_resumed_run_keeps_the_schedule(resumed_runs, name):
     after = [s for s in full["switches"] if s[0] > save_steps]
     assert resumed["switches"] == [*before, resumes_in, *after]
     assert full["warnings"] == [] and resumed["warnings"] == []
-
-
-# ---- bad schedules -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

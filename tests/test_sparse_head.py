@@ -304,9 +304,6 @@ def test_unsupported_classes_are_a_type_error_naming_the_supported_ones():
     assert len(SUPPORTED) == 10
 
 
-# ---- Trainer: gradient accumulation and num_items_in_batch --------------------------------
-
-
 class Gradients(TrainerCallback):
     """The accumulated gradients just before the optimizer step."""
 

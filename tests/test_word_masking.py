@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 
 import mlmkit
 from mlmkit import DataCollatorForLanguageModeling, DataCollatorForWholeWordMask, _core
-from mlmkit.words import word_tables
+from mlmkit.word_boundaries import word_tables
 
-from . import word_oracle as oracle
 from .conftest import CORPUS
-from .reference import keyed_row_key
+from .oracles import words as oracle
+from .oracles.rng import keyed_row_key
 from .wordcheck import char_words, expected_groups
 
 Z999 = 3.2905  # two-sided 99.9% normal quantile
@@ -321,9 +321,6 @@ def test_keyed_word_masks_follow_content(bpe_tokenizer):
         assert not np.array_equal(epoch1["labels"], one["labels"])
 
 
-# ---- exact agreement with the Python oracle -------------------------------------------------
-
-
 @st.composite
 def cases(draw, tables, special_ids):
     starts, ends = tables.starts_word, tables.ends_word
@@ -483,9 +480,6 @@ def test_oracle_detects_a_wrong_kernel(bert_tokenizer):
     assert other != labels
 
 
-# ---- drop-in names ----------------------------------------------------------------------------
-
-
 def test_whole_word_mask_collator_takes_4x_arguments(bert_tokenizer):
     c = DataCollatorForWholeWordMask(bert_tokenizer, True, 0.2, 0.8, 0.1, 8, False, "np", 42)
     assert isinstance(c, DataCollatorForLanguageModeling)
@@ -556,9 +550,6 @@ def test_trainer_column_pruning_falls_back_to_tables(bert_dir, bert_tokenizer, t
     batch = next(iter(trainer.get_train_dataloader()))
     assert set(batch) == {"input_ids", "attention_mask", "labels"}
     assert (batch["labels"] != -100).any()
-
-
-# ---- bad input ----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -212,9 +212,6 @@ def _check_workers(args: Any, collators: Sequence[DataCollatorForLanguageModelin
         )
 
 
-# ---- registration with transformers' default callbacks --------------------------------------
-
-
 def _register(trainer_module: ModuleType) -> None:
     defaults = trainer_module.DEFAULT_CALLBACKS
     if MaskEpochCallback not in defaults:

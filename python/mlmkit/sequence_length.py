@@ -142,8 +142,6 @@ class SequenceLengthSchedule(TrainerCallback):
                 length = n
         return length
 
-    # ---- Trainer events --------------------------------------------------------------------
-
     def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
         batches = training_batches(train_dataloader)
         collates = batches is not None and batches.collator is self.collator

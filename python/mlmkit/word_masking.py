@@ -9,7 +9,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .batch import Ragged, aligned_values, as_ragged
-from .words import WordTables
+from .word_boundaries import WordTables
 
 Masking = Literal["token", "word", "span", "ngram"]
 ReplacePer = Literal["word", "token"]

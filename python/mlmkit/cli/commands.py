@@ -22,9 +22,8 @@ def training_command(args: argparse.Namespace) -> None:
         raise CliError(f"training arguments: {e}") from None
     given: frozenset[str] = frozenset()
     if getattr(args, "argv", None) is not None:
-        from mlmkit.__main__ import build_parser
-
         from .arguments import given_flags
+        from .parser import build_parser
 
         given = frozenset(given_flags(build_parser(), args.argv))
     if args.command == "pretrain":

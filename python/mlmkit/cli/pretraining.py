@@ -39,9 +39,6 @@ class Run:
         self.seconds[name] = round(time.perf_counter() - start, 2)
 
 
-# ---- shared steps ---------------------------------------------------------------------------
-
-
 def check_arguments(corpus: CorpusArguments, masking: MaskingArguments) -> None:
     for name in ("mlm_probability", "mask_replace_prob", "random_replace_prob"):
         value = getattr(masking, name)
@@ -338,9 +335,6 @@ def _model_info(
 
 def _eval_subset(eval_set: Any, n: int) -> Any:
     return eval_set.select(range(min(n, len(eval_set))))
-
-
-# ---- the commands ---------------------------------------------------------------------------
 
 
 def run_pretrain(

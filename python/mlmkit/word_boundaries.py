@@ -1,9 +1,10 @@
 """Word boundaries from token ids alone: two per-vocabulary tables computed once per tokenizer.
 
 Position `j` of a row starts a word when it is the row's first content token, when the token
-before it is special, or when `starts_word[t[j]] == 1 or ends_word[t[j-1]] == 1`, unless
-`ends_word[t[j-1]] == 2` (see `rust/words.rs`). The tables come from the tokenizer family,
-detected from the fast tokenizer's backend:
+before it is special, or when `starts_word[t[j]] == 1 or ends_word[t[j-1]] == 1`
+(`ENDS_WORD_NEXT_STARTS`), unless `ends_word[t[j-1]] == 2` (`ENDS_WORD_CONTINUES`; see
+`rust/words.rs`). The tables come from the tokenizer family, detected from the fast tokenizer's
+backend:
 
 * WordPiece (BERT): a token without the model's `continuing_subword_prefix` (`##`) starts a word;
 * byte-level BPE (GPT-2, RoBERTa): a token whose first byte is a space (`Ġ`) or other whitespace
@@ -37,13 +38,17 @@ import numpy as np
 
 Family = Literal["wordpiece", "byte_level", "metaspace", "end_of_word_suffix"]
 
+# `ends_word` codes (0: the family rule decides).
+ENDS_WORD_NEXT_STARTS = 1  # the next token starts a word
+ENDS_WORD_CONTINUES = 2  # the next token continues this token's word (whitespace-only tokens)
+
 
 @dataclass(frozen=True)
 class WordTables:
     family: Family
     marker: str  # continuation prefix, space marker or end-of-word suffix
     starts_word: np.ndarray  # uint8 per id: 1 if the token starts a word
-    ends_word: np.ndarray  # uint8 per id: 1 if the next token starts a word, 2 if it continues
+    ends_word: np.ndarray  # uint8 per id: 0, ENDS_WORD_NEXT_STARTS or ENDS_WORD_CONTINUES
 
 
 def _is_punctuation(ch: str) -> bool:
@@ -250,14 +255,15 @@ def _build_tables(tokenizer: Any) -> WordTables:
             family_start = bool(data) and data[0] in _WHITESPACE
         starts[i] = family_start or (begins and bool(text) and _alone(text[0]))
         if begins and finishes and text and text.isspace():
-            ends[i] = 2
+            ends[i] = ENDS_WORD_CONTINUES
         elif (finishes and bool(text) and _alone(text[-1])) or (
             family == "end_of_word_suffix" and token.endswith(marker)
         ):
-            ends[i] = 1
+            ends[i] = ENDS_WORD_NEXT_STARTS
     for i, added in getattr(tokenizer, "added_tokens_decoder", {}).items():
         if 0 <= int(i) < vocab_size and not getattr(added, "special", False):
-            starts[int(i)] = ends[int(i)] = 1
+            starts[int(i)] = 1
+            ends[int(i)] = ENDS_WORD_NEXT_STARTS
     starts.setflags(write=False)
     ends.setflags(write=False)
     return WordTables(family, marker, starts, ends)

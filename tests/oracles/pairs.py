@@ -1,12 +1,12 @@
-"""A pure-Python reference of `SentencePairs`' algorithm: the executable specification, the test
-oracle and the speed baseline. Slow; use `SentencePairs` for real work.
+"""A pure-Python version of `SentencePairs`' algorithm: the executable specification, the test
+oracle and the speed baseline (benchmarks/test_bench_pairs.py).
 
 `create_instances_from_document` below keeps the shape of Google's function of the same name in
 `create_pretraining_data.py` (lists of token lists, `extend`, `del tokens[0]` / `pop()`), with
 its random draws made through a small interface so that either
 
-* `CounterRandom`: the counter-based streams of `rust/rng.rs` keyed like `rust/pairs.rs`, which
-  reproduces `SentencePairs` exactly, or
+* `CounterRandom`: the counter-based streams of `rust/rng.rs` (`rng`) keyed like `rust/pairs.rs`,
+  which reproduces `SentencePairs` exactly, or
 * `PythonRandom`: Python's `random.Random`, as Google's script uses
 
 can drive it.
@@ -18,52 +18,20 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .pairs import PAIRS
-from .seeding import split64
-from .templates import PairTemplate
+from mlmkit import _core
+from mlmkit.pairs import PAIRS
+from mlmkit.seeding import split64
+from mlmkit.templates import PairTemplate
 
-_M = 0xFFFFFFFF
-GOLDEN = 0x9E3779B9
+from .rng import M32, hash_words, index, lane, threshold
+
 CONTENT_MUL = 0x9E3779B1
-LANE_TARGET, LANE_SPLIT, LANE_NEXT, LANE_OTHER_DOC, LANE_OTHER_START, LANE_TRUNCATE = range(16, 22)
-
-
-def fmix32(h: int) -> int:
-    h ^= h >> 16
-    h = (h * 0x85EBCA6B) & _M
-    h ^= h >> 13
-    h = (h * 0xC2B2AE35) & _M
-    h ^= h >> 16
-    return h
-
-
-def _rotl(x: int, r: int) -> int:
-    return ((x << r) | (x >> (32 - r))) & _M
-
-
-def hash_words(seed: int, words: Sequence[int]) -> int:
-    """MurmurHash3_x86_32 of 32-bit words."""
-    h = seed & _M
-    for w in words:
-        k = ((w & _M) * 0xCC9E2D51) & _M
-        k = _rotl(k, 15)
-        k = (k * 0x1B873593) & _M
-        h ^= k
-        h = _rotl(h, 13)
-        h = (h * 5 + 0xE6546B64) & _M
-    return fmix32(h ^ ((4 * len(words)) & _M))
-
-
-def lane_value(key: int, lane: int, i: int) -> int:
-    return fmix32((hash_words(key, [lane]) + i * GOLDEN) & _M)
-
-
-def threshold(p: float) -> int:
-    return round(min(max(p, 0.0), 1.0) * 4294967296.0)
-
-
-def index(value: int, n: int) -> int:
-    return (value * n) >> 32
+LANE_TARGET = _core.LANE_TARGET
+LANE_SPLIT = _core.LANE_SPLIT
+LANE_NEXT = _core.LANE_NEXT
+LANE_OTHER_DOC = _core.LANE_OTHER_DOC
+LANE_OTHER_START = _core.LANE_OTHER_START
+LANE_TRUNCATE = _core.LANE_TRUNCATE
 
 
 class CounterRandom:
@@ -72,13 +40,13 @@ class CounterRandom:
     def __init__(self, key_words: Sequence[int], pass_index: int, document: list[list[int]]):
         content = [0, 1, 2, 3]
         for i, t in enumerate(t for s in document for t in s):
-            content[i % 4] = (content[i % 4] * CONTENT_MUL + t) & _M
+            content[i % 4] = (content[i % 4] * CONTENT_MUL + t) & M32
         words = [*key_words, pass_index, len(document), *(len(s) for s in document), *content]
         self.key = hash_words(0, words)
         self.truncations = 0
 
-    def _at(self, lane: int, i: int) -> int:
-        return lane_value(self.key, lane, i)
+    def _at(self, lane_id: int, i: int) -> int:
+        return lane(self.key, lane_id, i)
 
     def short(self, p: float) -> bool:
         return self._at(LANE_TARGET, 0) < threshold(p)

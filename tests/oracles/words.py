@@ -1,9 +1,9 @@
 """A slow, obviously-correct transcription of the algorithm documented in `rust/words.rs`
 (whole-word, span and n-gram masking), for comparing with the kernel on small inputs.
 
-Everything is plain Python integers and lists; the only things taken from mlmkit are the
-per-vocabulary tables (tested on their own) and the span thresholds `(Q, C, F)` (checked against
-their definition in test_word_masking.py).
+Everything is plain Python integers and lists, with the random values of `rng`; the only things
+taken from mlmkit are the lane numbers, the per-vocabulary tables (tested on their own) and the
+span thresholds `(Q, C, F)` (checked against their definition in test_word_masking.py).
 """
 
 from __future__ import annotations
@@ -11,29 +11,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .reference import LANE_RANDOM_TOKEN, LANE_REPLACE, LANE_SELECT, lane
+from .rng import (
+    LANE_RANDOM_TOKEN,
+    LANE_REPLACE,
+    LANE_SELECT,
+    LANE_SPAN_LENGTH,
+    LANE_SPAN_PHASE,
+    Lane,
+    index,
+    threshold,
+)
 
 IGNORE = -100
-LANE_SPAN_LENGTH, LANE_SPAN_PHASE = 16, 17
-
-
-class Lane:
-    """One lane of a row's stream (`rust/rng.rs`, written out in tests/reference.py)."""
-
-    def __init__(self, row_key: int, lane_id: int):
-        self.row_key, self.lane_id = row_key, lane_id
-
-    def at(self, i: int) -> int:
-        return lane(self.row_key, self.lane_id, i)
-
-
-def threshold(p: float) -> int:
-    """round(p * 2^32) with halves rounded up, as Rust's f64::round."""
-    return math.floor(min(max(p, 0.0), 1.0) * 4294967296.0 + 0.5)
-
-
-def index(v: int, n: int) -> int:
-    return (v * n) >> 32
 
 
 @dataclass
@@ -78,6 +67,7 @@ def words_of(
         if word_ids is not None:
             new = word_ids[j] != word_ids[j - 1]
         else:
+            assert starts_word is not None and ends_word is not None
             e = ends_word[row[j - 1]]
             new = (cont is None or cont[j] == 0) and e != 2 and (starts_word[row[j]] != 0 or e == 1)
         if new:
@@ -122,10 +112,12 @@ def mask_row(
 
     units: list[tuple[int, int]] = []
     if cfg.masking == "word":
+        select_below = threshold(cfg.p)
         for k in range(K):
-            if cfg.count == "exact" or u[k] < threshold(cfg.p):
+            if cfg.count == "exact" or u[k] < select_below:
                 units.append((k, 1))
     else:
+        assert cfg.span_tables is not None
         Q, C, F = cfg.span_tables
 
         def length(k: int) -> int:
@@ -155,7 +147,7 @@ def mask_row(
     if cfg.count == "bernoulli" and cfg.max_predictions is None:
         accepted = units
     else:
-        if cfg.count == "bernoulli":
+        if cfg.max_predictions is not None and cfg.count == "bernoulli":
             budget = cfg.max_predictions
         else:
             budget = exact_count(cfg.p, sum(w.length for w in words), cfg.max_predictions)
