@@ -423,6 +423,7 @@ def test_meta_tensors_are_refused_on_the_torch_path(bert_tokenizer):
 
 def test_core_rejects_non_contiguous_and_mismatched_buffers(bert_tokenizer):
     from mlmkit import _core
+    from mlmkit.batch import Columns, Ragged
 
     c = mlmkit.DataCollatorForLanguageModeling(bert_tokenizer, seed=0)
     t = c.tables
@@ -431,26 +432,9 @@ def test_core_rejects_non_contiguous_and_mismatched_buffers(bert_tokenizer):
     out = [np.empty((2, 10), np.int64) for _ in range(3)]
 
     def call(v=values, s=starts, n=lens, o=out):
-        _core.collate_batch(
-            v,
-            s,
-            n,
-            None,
-            t.is_special,
-            t.random_ids,
-            np.zeros(1, np.uint32),
-            False,
-            True,
-            0.15,
-            0.8,
-            0.1,
-            False,
-            None,
-            t.mask_id,
-            t.pad_id,
-            False,
-            *o,
-        )
+        rows = Ragged(v, s, n)
+        columns = Columns(rows, rows, int(n.max()))
+        _core.collate(c.settings, t, columns, np.zeros(1, np.uint32), tuple(o))
 
     call()
     with pytest.raises(ValueError, match="C-contiguous"):

@@ -26,10 +26,11 @@ from torch.utils.data import DataLoader
 from transformers import TrainerCallback
 from transformers.trainer_callback import DefaultFlowCallback
 
+from .batch import BOUNDARY_COLUMNS
 from .collator import DataCollatorForLanguageModeling
 from .metrics import check_logits, mlm_logits, summarize, token_sums
-from .seeding import integer_like
-from .word_masking import BOUNDARY_COLUMNS, resolve_masking
+from .validation import integer_like
+from .word_masking import resolve_masking
 
 _EVAL_LOG = re.compile(r"^eval(_.+)?_runtime$")
 _MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
@@ -111,9 +112,7 @@ class FixedMaskPerplexityCallback(TrainerCallback):
         # boundaries from a dataset's word_ids / chinese_ref column stay with the collator.
         masking = resolve_masking(collator.whole_word_mask, collator.masking, True)
         boundary_columns = sorted(set(BOUNDARY_COLUMNS) & set(_column_names(eval_dataset)))
-        self._torch_ok = self.masker._torch_masking_supported() and not (
-            masking != "token" and boundary_columns
-        )
+        self._torch_ok = not (masking != "token" and boundary_columns)
         if mask_on_device and not self._torch_ok:
             raise ValueError(
                 f"mask_on_device=True: the eval set gives word boundaries in {boundary_columns}, "
@@ -129,8 +128,6 @@ class FixedMaskPerplexityCallback(TrainerCallback):
         self._last: tuple[int, Any, dict[str, float]] | None = None
         self._handled: dict[str, float] | None = None
 
-    # ---- placement -------------------------------------------------------------------------
-
     def attach(self, trainer: Any) -> FixedMaskPerplexityCallback:
         """Add this callback to `trainer` right after its `DefaultFlowCallback`, i.e. ahead of the
         reporting integrations, so they log the figures too. Returns the callback."""
@@ -144,8 +141,6 @@ class FixedMaskPerplexityCallback(TrainerCallback):
         handler.callbacks = callbacks
         self._attached = True
         return self
-
-    # ---- the evaluation --------------------------------------------------------------------
 
     def keys(self) -> tuple[str, str, str]:
         p = self.metric_prefix
@@ -220,8 +215,6 @@ class FixedMaskPerplexityCallback(TrainerCallback):
         finally:
             model.train(was_training)
         check_logits(logits, labels)
-
-    # ---- Trainer events --------------------------------------------------------------------
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if model is not None:
