@@ -12,7 +12,9 @@ import torch
 from transformers import AutoTokenizer
 
 import mlmkit
-from mlmkit import _core, torch_masking
+from mlmkit import _core
+from mlmkit.torch_masking import batch as torch_batch
+from mlmkit.torch_masking import rng as torch_rng
 
 from .reference import fmix32, hash_words, keyed_row_key
 
@@ -20,7 +22,7 @@ from .reference import fmix32, hash_words, keyed_row_key
 def test_generator_pieces_match_the_reference():
     rng = np.random.default_rng(0)
     values = rng.integers(0, 2**32, 5000, dtype=np.int64)
-    got = torch_masking.fmix32(torch.from_numpy(values)).tolist()
+    got = torch_rng.fmix32(torch.from_numpy(values)).tolist()
     assert got == [fmix32(int(v)) for v in values]
     # numpy uint32 arithmetic is the other obvious implementation
     h = values.astype(np.uint32)
@@ -33,16 +35,16 @@ def test_generator_pieces_match_the_reference():
     for n in range(6):
         words = rng.integers(0, 2**32, n).tolist()
         seed = int(rng.integers(0, 2**32))
-        assert torch_masking.hash_words(seed, words) == _core.hash_words(seed, words)
+        assert torch_rng.hash_words(seed, words) == _core.hash_words(seed, words)
     keys = torch.from_numpy(rng.integers(0, 2**32, 8, dtype=np.int64))
     for lane_id in (1, 2, 3):
-        got = torch_masking.lane_at(
-            torch_masking.lane_keys(keys, lane_id)[:, None], torch.arange(50)[None, :]
+        got = torch_rng.lane_at(
+            torch_rng.lane_keys(keys, lane_id)[:, None], torch.arange(50)[None, :]
         )
         for r, key in enumerate(keys.tolist()):
             assert got[r].tolist() == _core.lane_values(key, lane_id, 50).tolist()
     for p in (0.0, 0.15, 0.8, 0.9, 1.0, 1 / 3, 0.1 + 0.8):
-        assert torch_masking.threshold(p) == round(p * 2**32)
+        assert torch_rng.threshold(p) == round(p * 2**32)
 
 
 def test_row_keys_match_the_reference(bert_tokenizer):
@@ -54,13 +56,13 @@ def test_row_keys_match_the_reference(bert_tokenizer):
         for i, row in enumerate(rows):
             at = width - len(row) if left else 0
             ids[i, at : at + len(row)] = torch.tensor(row, dtype=torch.long)
-        start, length = torch_masking.content_range(ids, pad, left=left)
+        start, length = torch_batch.content_range(ids, pad, left=left)
         assert length.tolist() == [3, 3, 30, 0]
         assert start.tolist() == ([31, 31, 4, 34] if left else [0, 0, 0, 0])
         words = [int(w) for w in mlmkit.seeding.keyed_words(42, 3)]
-        keys = torch_masking.row_keys(ids, start, length, words, keyed=True)
+        keys = torch_batch.row_keys(ids, start, length, words, keyed=True)
         assert keys.tolist() == [keyed_row_key(42, 3, row) for row in rows]
-    by_index = torch_masking.row_keys(ids, start, length, words, keyed=False)
+    by_index = torch_batch.row_keys(ids, start, length, words, keyed=False)
     assert by_index.tolist() == [hash_words(0, words + [i]) for i in range(len(rows))]
 
 

@@ -1,5 +1,5 @@
 """Whole-word, span and n-gram masking on the torch path (`mask_tensor`,
-`mlmkit.torch_word_masking`) against the Rust collator: bit for bit, over many random batches of
+`mlmkit.torch_masking.words`) against the Rust collator: bit for bit, over many random batches of
 real text and of random ids, for the three tokenizer families and every option."""
 
 from __future__ import annotations
@@ -236,9 +236,9 @@ def test_word_masking_errors_on_the_torch_path(bert_tokenizer):
 def test_accelerator_loop_bounds_give_the_same_masks(bert_tokenizer, monkeypatch):
     """Off the CPU the scans run to the batch width instead of the longest row's word count (no
     value is read back from the device); the extra steps change nothing."""
-    from mlmkit import torch_word_masking
+    from mlmkit.torch_masking import words
 
-    monkeypatch.setattr(torch_word_masking, "_loop_bound", lambda count, width: width)
+    monkeypatch.setattr(words, "_loop_bound", lambda count, width: width)
     rng = np.random.default_rng(8)
     for masking, options in itertools.product(("word", "span", "ngram"), OPTIONS[:4]):
         rust, on_torch = collators(bert_tokenizer, masking, "keyed", options, rng)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import mlmkit
 from mlmkit import DataCollatorForLanguageModeling, DataCollatorForWholeWordMask, _core
-from mlmkit.words import word_tables
+from mlmkit.word_boundaries import word_tables
 
 from . import word_oracle as oracle
 from .conftest import CORPUS

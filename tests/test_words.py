@@ -11,7 +11,7 @@ import pytest
 
 import mlmkit
 from mlmkit import DataCollatorForLanguageModeling
-from mlmkit.words import detect_family, reference_positions, word_starts, word_tables
+from mlmkit.word_boundaries import detect_family, reference_positions, word_starts, word_tables
 
 from .wordcheck import char_words, expected_groups, inferred_groups
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlmkit.words import _is_cjk, _is_punctuation
+from mlmkit.word_boundaries import _is_cjk, _is_punctuation
 
 
 def char_words(text: str, segmentation: list[str] | None = None) -> list[int]:

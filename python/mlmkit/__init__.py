@@ -2,11 +2,9 @@
 
 from importlib import metadata as _metadata
 
-from .collator import DataCollatorForLanguageModeling
-
 # Whole-word and span masking.
-from .whole_word import DataCollatorForWholeWordMask
-from .words import reference_positions, word_starts, word_tables
+from .collator import DataCollatorForLanguageModeling, DataCollatorForWholeWordMask
+from .word_boundaries import reference_positions, word_starts, word_tables
 
 __all__ = ["DataCollatorForLanguageModeling"]
 __all__ += ["DataCollatorForWholeWordMask", "reference_positions", "word_starts", "word_tables"]
@@ -14,7 +12,7 @@ __version__ = _metadata.version("mlmkit")
 
 # ---- Fixed-mask evaluation and masking on the device ----
 from . import metrics  # noqa: E402
-from .callback import FixedMaskPerplexityCallback  # noqa: E402
+from .fixed_mask_perplexity import FixedMaskPerplexityCallback  # noqa: E402
 
 __all__ += ["FixedMaskPerplexityCallback", "metrics"]
 

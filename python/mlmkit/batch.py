@@ -14,7 +14,7 @@ from . import _core
 
 if TYPE_CHECKING:
     from .vocab import TokenizerTables
-    from .words import WordTables
+    from .word_boundaries import WordTables
 
 _KERNEL_DTYPES = {np.dtype(t) for t in _core.TOKEN_ID_DTYPES}
 

@@ -1,5 +1,6 @@
 """`DataCollatorForLanguageModeling`: transformers' MLM collator, with padding and masking done in
-one Rust pass."""
+one Rust pass; and `DataCollatorForWholeWordMask`, transformers 4.x's whole-word collator (which
+transformers 5 removed) on top of it."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from . import _core, batch, cropping, seeding, validation
 from .batch import Ragged
 from .length_plan import LengthPlan, MaxLengthField
 from .vocab import RANDOM_TOKENS, RandomTokens, TokenizerTables, tokenizer_state, tokenizer_tables
+from .word_boundaries import word_tables
 from .word_masking import Masking, ReplacePer, check_span_options, resolve_masking
-from .words import word_tables
 
 MaskCount = Literal["bernoulli", "exact"]
 MASK_COUNTS: tuple[MaskCount, ...] = ("bernoulli", "exact")
@@ -383,25 +384,32 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
             raise TypeError(f"input_ids must be a torch.Tensor, got {type(input_ids).__name__}")
         if word_ids is not None and masking == "token":
             raise ValueError("word_ids were given but this collator masks tokens, not words")
+        probability = self.mlm_probability
+        assert probability is not None  # a float since __post_init__
         tables = self.tables
-        device = input_ids.device
         words = None
         if masking != "token":
-            words = self._device_word_masking(masking, device, word_ids is None)
+            words = torch_masking.WordSettings(
+                masking,
+                self.replace_per == "token",
+                float(self.span_geometric_p),
+                int(self.max_span_length if masking == "span" else self.max_ngram),
+                word_tables(self.tokenizer) if word_ids is None else None,
+            )
         return torch_masking.mask_batch(
             input_ids,
             pad_id=tables.pad_id,
             key_words=[int(w) for w in self._key_words()],
             keyed=self.keyed,
             settings=torch_masking.MaskSettings(
-                self.mlm_probability,
+                probability,
                 self.mask_replace_prob,
                 self.random_replace_prob,
                 self.mask_count == "exact",
                 self.max_predictions,
                 tables.mask_id,
             ),
-            tables=torch_masking.device_tables(tables, device),
+            tables=tables,
             special_tokens_mask=special_tokens_mask,
             words=words,
             word_ids=word_ids,
@@ -459,23 +467,6 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
         inputs[...] = batch["input_ids"]
         return inputs, batch["labels"]
 
-    def _device_word_masking(self, masking: str, device: torch.device, need_tables: bool) -> Any:
-        from . import torch_word_masking as tw
-
-        spans = None
-        if masking in ("span", "ngram"):
-            spans = tw.span_thresholds(
-                masking,
-                float(self.mlm_probability),
-                float(self.span_geometric_p),
-                int(self.max_span_length if masking == "span" else self.max_ngram),
-                str(device),
-            )
-        boundaries = (
-            tw.boundary_tables(word_tables(self.tokenizer), device) if need_tables else None
-        )
-        return tw.WordMasking(self.replace_per == "token", spans, boundaries)
-
 
 def _check_fits(content: Ragged, limit: int) -> None:
     """For methods that mask rows where they are: no row may need cropping."""
@@ -508,3 +499,47 @@ def _parse_device(device: str | torch.device) -> torch.device:
         return torch.device(device)
     except (RuntimeError, ValueError) as e:
         raise ValueError(f"device={device!r} is not a device torch knows: {e}") from None
+
+
+@dataclass(init=False)
+class DataCollatorForWholeWordMask(DataCollatorForLanguageModeling):
+    """Drop-in for transformers 4.x `DataCollatorForWholeWordMask`.
+
+    Positional and keyword arguments are 4.x's. Like 4.x it masks `round(mlm_probability * n)`
+    tokens of whole words per row (at most 512, words that would overflow are skipped) and decides
+    80/10/10 per token; `chinese_ref` columns are honoured. Unlike 4.x, word boundaries come from
+    the token ids for every tokenizer family (not only `##` pieces), special tokens are never
+    masked, and any `DataCollatorForLanguageModeling` option can be passed by keyword (e.g.
+    `mask_count="bernoulli", replace_per="word", max_predictions=None`).
+    """
+
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        mlm: bool = True,
+        mlm_probability: float = 0.15,
+        mask_replace_prob: float = 0.8,
+        random_replace_prob: float = 0.1,
+        pad_to_multiple_of: int | None = None,
+        tf_experimental_compile: bool = False,
+        return_tensors: str = "pt",
+        seed: int | None = None,
+        **options: Any,
+    ) -> None:
+        if tf_experimental_compile:
+            raise ValueError("tf_experimental_compile is not supported (mlmkit returns pt or np)")
+        options.setdefault("whole_word_mask", True)
+        options.setdefault("mask_count", "exact")
+        options.setdefault("max_predictions", 512)
+        options.setdefault("replace_per", "token")
+        super().__init__(
+            tokenizer=tokenizer,
+            mlm=mlm,
+            mlm_probability=mlm_probability,
+            mask_replace_prob=mask_replace_prob,
+            random_replace_prob=random_replace_prob,
+            pad_to_multiple_of=pad_to_multiple_of,
+            return_tensors=return_tensors,
+            seed=seed,
+            **options,
+        )

@@ -2,7 +2,7 @@
 masked tokens divided by their number (not a mean of per-batch means), its exponential, and top-1
 accuracy on the masked tokens.
 
-* `FixedMaskPerplexityCallback` (mlmkit.callback) computes them itself on fixed masks.
+* `FixedMaskPerplexityCallback` (mlmkit.fixed_mask_perplexity) computes them itself on fixed masks.
 * `preprocess_logits_for_metrics` + `compute_metrics`: the pair to hand `Trainer` when its own eval
   loop runs on fixed masks (a keyed collator, or an eval set masked once); they report
   `eval_mlm_loss`, `eval_mlm_perplexity`, `eval_mlm_accuracy`.

@@ -1,6 +1,7 @@
 """Whole-word, span and n-gram masking (`rust/words.rs`) with torch ops, over a padded batch on
 its own device. Bit-identical to the Rust collator: it follows the algorithm written out in the
-module documentation of `rust/words.rs` step by step, with the random values of `torch_masking`.
+module documentation of `rust/words.rs` step by step, with the random values of
+`mlmkit.torch_masking.rng` and the replacement step of token masking.
 
 Layout: per-position tensors are `(B, L)`; per-word tensors are `(B, K)` with word `k` of each row
 in column `k` (`K <= L`; columns past a row's word count are unused). A candidate unit is stored
@@ -17,28 +18,39 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
 
-from . import _core
-from .torch_masking import (
-    _INT64_MAX,
+from .. import _core
+from .._core import ENDS_WORD_BREAK, ENDS_WORD_JOIN
+from .rng import LANE_SELECT, LANE_SPAN_LENGTH, LANE_SPAN_PHASE, M32, lane_at, lane_keys
+from .tokens import (
     IGNORE_INDEX,
-    LANE_RANDOM_TOKEN,
-    LANE_REPLACE,
-    LANE_SELECT,
-    M32,
+    INT64_MAX,
     DeviceTables,
     MaskSettings,
-    _lookup,
-    cached_on_device,
-    lane_at,
-    lane_keys,
+    lookup,
+    maskable_positions,
+    replace,
 )
 
-LANE_SPAN_LENGTH = _core.LANE_SPAN_LENGTH
-LANE_SPAN_PHASE = _core.LANE_SPAN_PHASE
+if TYPE_CHECKING:
+    from ..word_boundaries import WordTables
+
+
+@dataclass(frozen=True)
+class WordSettings:
+    """A collator's word-masking options: the unit, who shares a replacement decision, the
+    longest span / n-gram, and the tokenizer's boundary tables (None when every batch brings
+    `word_ids`)."""
+
+    units: Literal["word", "span", "ngram"]
+    per_token: bool
+    span_geometric_p: float
+    max_length: int
+    tables: WordTables | None
 
 
 @dataclass(frozen=True)
@@ -66,32 +78,17 @@ def span_thresholds(
 
 @dataclass(frozen=True)
 class BoundaryTables:
-    """A tokenizer's `starts_word` / `ends_word` tables (`mlmkit.words.WordTables`) on a device."""
+    """A tokenizer's `starts_word` / `ends_word` tables (`WordTables`) on a device."""
 
     starts_word: torch.Tensor  # bool
-    ends_word: torch.Tensor  # int64: 0, 1 or 2
+    ends_word: torch.Tensor  # int64: 0, ENDS_WORD_BREAK or ENDS_WORD_JOIN
 
     @classmethod
-    def from_numpy(
-        cls, starts_word: np.ndarray, ends_word: np.ndarray, device: torch.device
-    ) -> BoundaryTables:
+    def from_numpy(cls, tables: WordTables, device: torch.device) -> BoundaryTables:
         return cls(
-            torch.from_numpy(np.asarray(starts_word) != 0).to(device),
-            torch.from_numpy(np.asarray(ends_word, dtype=np.int64)).to(device),
+            torch.from_numpy(np.asarray(tables.starts_word) != 0).to(device),
+            torch.from_numpy(np.asarray(tables.ends_word, dtype=np.int64)).to(device),
         )
-
-
-_BOUNDARY_CACHE: dict[tuple[int, str], tuple[object, BoundaryTables]] = {}
-
-
-def boundary_tables(tables: object, device: torch.device) -> BoundaryTables:
-    """`WordTables` (numpy) as `BoundaryTables` on `device`, cached per tables object."""
-    return cached_on_device(
-        _BOUNDARY_CACHE,
-        tables,
-        device,
-        lambda: BoundaryTables.from_numpy(tables.starts_word, tables.ends_word, device),  # type: ignore[attr-defined]
-    )
 
 
 @dataclass(frozen=True)
@@ -141,11 +138,7 @@ def mask_words(
     if b == 0 or width == 0:
         return ids.clone(), torch.full_like(ids, IGNORE_INDEX)
     cols = torch.arange(width, dtype=torch.int64, device=device)[None, :]
-    position = (cols - start[:, None]) & M32
-    in_content = (cols >= start[:, None]) & (cols < (start + length)[:, None])
-    maskable = in_content & ~_lookup(tables.is_special, ids)
-    if special_tokens_mask is not None:
-        maskable &= special_tokens_mask == 0
+    position, maskable = maskable_positions(ids, start, length, tables, special_tokens_mask)
     if word_ids is not None:
         maskable &= word_ids >= 0
 
@@ -156,8 +149,10 @@ def mask_words(
     else:
         if words.boundaries is None:
             raise ValueError("word masking needs word_ids or the tokenizer's word tables")
-        e = _lookup(words.boundaries.ends_word, _shift_right(ids, 0))
-        boundary = (e != 2) & (_lookup(words.boundaries.starts_word, ids) | (e == 1))
+        e = lookup(words.boundaries.ends_word, _shift_right(ids, 0))
+        boundary = (e != ENDS_WORD_JOIN) & (
+            lookup(words.boundaries.starts_word, ids) | (e == ENDS_WORD_BREAK)
+        )
         if continuation is not None:
             boundary &= continuation == 0
     starts = maskable & (~prev_maskable | boundary)
@@ -196,7 +191,7 @@ def mask_words(
         drawn = lane_at(lane_keys(keys, LANE_SPAN_LENGTH)[:, None], word_pos)
         span_len = 1 + _count_at_or_below(spans.lengths, drawn)
         # The end of each word's segment: the next segment start (or the row's word count).
-        marks = torch.where(word_seg, kk, _INT64_MAX)
+        marks = torch.where(word_seg, kk, INT64_MAX)
         marks = torch.cat([marks[:, 1:], n_words[:, None]], dim=1)
         seg_end = torch.flip(torch.cummin(torch.flip(marks, [1]), 1).values, [1])
         seg_end = torch.minimum(seg_end, n_words[:, None])
@@ -214,17 +209,19 @@ def mask_words(
             count = torch.minimum(count, seg_end - kk).clamp_(min=0)
 
     # Step 4: the budget.
-    if not settings.exact and settings.max_predictions is None:
+    cap = settings.max_predictions
+    budget = None
+    if settings.exact:
+        n = word_len.sum(1)
+        budget = torch.floor(n.to(torch.float64) * settings.probability + 0.5).to(torch.int64)
+        budget = torch.minimum(torch.clamp(budget, min=1), n)
+        if cap is not None:
+            budget = torch.clamp(budget, max=cap)
+    elif cap is not None:
+        budget = torch.full((b,), cap, dtype=torch.int64, device=device)
+    if budget is None:
         accepted = count
     else:
-        if settings.exact:
-            n = word_len.sum(1)
-            budget = torch.floor(n.to(torch.float64) * settings.probability + 0.5).to(torch.int64)
-            budget = torch.minimum(torch.clamp(budget, min=1), n)
-            if settings.max_predictions is not None:
-                budget = torch.clamp(budget, max=settings.max_predictions)
-        else:
-            budget = torch.full((b,), settings.max_predictions, dtype=torch.int64, device=device)
         accepted = _fill_budget(count, u, word_len, budget, max_units_len, k_max)
 
     # Accepted units -> taken words and each word's unit start (column).
@@ -236,20 +233,10 @@ def mask_words(
     # Step 5: replacement, per position.
     widx = torch.where(maskable, word_of, 0).clamp_(max=k_max - 1)
     taken = maskable & taken_word.gather(1, widx)
-    labels = torch.where(taken, ids, IGNORE_INDEX)
-    if words.per_token:
-        rep_pos = position
-    else:
-        rep_pos = (unit_col.gather(1, widx) - start[:, None]) & M32
-    v = lane_at(lane_keys(keys, LANE_REPLACE)[:, None], rep_pos)
-    to_mask = taken & (v < settings.mask_below)
-    to_random = taken & ~to_mask & (v < settings.random_below)
-    out = torch.where(to_mask, settings.mask_id, ids)
-    n_random = tables.random_ids.numel()
-    if settings.random_below > settings.mask_below and n_random:
-        w = lane_at(lane_keys(keys, LANE_RANDOM_TOKEN)[:, None], position)
-        out = torch.where(to_random, _lookup(tables.random_ids, (w * n_random) >> 32), out)
-    return out, labels
+    unit_position = None
+    if not words.per_token:
+        unit_position = (unit_col.gather(1, widx) - start[:, None]) & M32
+    return replace(ids, taken, keys, settings, tables, position, unit_position)
 
 
 def _count_at_or_below(thresholds: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -296,8 +283,8 @@ def _fill_budget(
     device = count.device
     kk = torch.arange(k_max, dtype=torch.int64, device=device)[None, :]
     live = count > 0
-    order = torch.sort(torch.where(live, u * k_max + kk, _INT64_MAX), dim=1)
-    ranked_live = order.values != _INT64_MAX
+    order = torch.sort(torch.where(live, u * k_max + kk, INT64_MAX), dim=1)
+    ranked_live = order.values != INT64_MAX
     spare = k_max  # a column no unit uses
     first = torch.where(ranked_live, order.indices, spare).T.contiguous()
     ranked_count = torch.where(ranked_live, count.gather(1, order.indices), 0).T.contiguous()
