@@ -78,7 +78,7 @@ pub fn selection(
     Ok(Selection::Words(WordMasking { units, replace }))
 }
 
-/// A tokenizer's word tables, read from `mlmkit.words.WordTables`.
+/// A tokenizer's word tables, read from `mlmkit.word_boundaries.WordTables`.
 #[derive(FromPyObject)]
 pub struct WordTablesArg<'py> {
     starts_word: PyReadonlyArray1<'py, u8>,
