@@ -412,6 +412,14 @@ def test_bad_rows_name_the_problem(bert_tokenizer, batch, exc, match):
         mlmkit.DataCollatorForLanguageModeling(bert_tokenizer, seed=0)(batch)
 
 
+def test_long_text_rows_are_shown_cut_whether_str_or_bytes(bert_tokenizer):
+    c = mlmkit.DataCollatorForLanguageModeling(bert_tokenizer, seed=0)
+    for row, shown in (("t" * 50, repr("t" * 40)), (b"b" * 50, repr(b"b" * 40))):
+        with pytest.raises(TypeError) as e:
+            c([row])
+        assert f"row 0 is a string ({shown}...): token ids are needed" in str(e.value)
+
+
 def test_meta_tensors_are_refused_on_the_torch_path(bert_tokenizer):
     c = mlmkit.DataCollatorForLanguageModeling(bert_tokenizer, seed=0)
     meta = torch.empty((2, 3), dtype=torch.long, device="meta")

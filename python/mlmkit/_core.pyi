@@ -130,7 +130,7 @@ def crop_rows(
     key_words: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
 def span_tables(
-    units: Literal["span", "ngram"],
+    units: str,
     probability: float,
     span_geometric_p: float,
     max_length: int,

@@ -86,8 +86,8 @@ def _to_numpy(x: Any, what: str) -> np.ndarray:
 
 def _check_not_text(row: Any, what: str) -> None:
     if isinstance(row, (str, bytes)):
-        shown = row if len(row) <= 40 else row[:40] + "..."
-        raise TypeError(f"{what} is a string ({shown!r}): {_TOKENIZE_FIRST}")
+        shown = repr(row[:40]) + ("..." if len(row) > 40 else "")
+        raise TypeError(f"{what} is a string ({shown}): {_TOKENIZE_FIRST}")
 
 
 def as_ragged(rows: Any, name: str, none: int | None = None, bools: bool = False) -> Ragged:

@@ -157,9 +157,11 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
         if cached is not None and cached[0] == config:
             return cached[1]
         masking = resolve_masking(self.whole_word_mask, self.masking, self.mlm)
+        probability = self.mlm_probability
+        assert probability is not None  # a float since __post_init__
         settings = _core.CollateSettings(
             masking=masking if self.mlm else None,
-            mlm_probability=self.mlm_probability,
+            mlm_probability=probability,
             mask_replace_prob=self.mask_replace_prob,
             random_replace_prob=self.random_replace_prob,
             mask_count=self.mask_count,

@@ -13,9 +13,13 @@ import numpy as np
 S = TypeVar("S", bound=str)
 
 
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def probability(name: str, value: Any) -> float:
     """A number in [0, 1] (not a bool)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+    if not _is_real(value) or not 0.0 <= float(value) <= 1.0:
         raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
     return float(value)
 
@@ -31,7 +35,7 @@ def replacement_split(mask_replace_prob: float, random_replace_prob: float) -> N
 
 def fraction(name: str, value: Any) -> float:
     """A number in (0, 1] (not a bool)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 < value <= 1.0:
+    if not _is_real(value) or not 0.0 < float(value) <= 1.0:
         raise ValueError(f"{name} must be a number in (0, 1], got {value!r}")
     return float(value)
 
