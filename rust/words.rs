@@ -884,12 +884,6 @@ pub fn select(spec: &MaskSpec, wm: &WordMasking, row_key: u32, scratch: &mut Scr
     scratch.words = words;
 }
 
-/// The accepted units of the last `select` call.
-#[cfg(test)]
-fn accepted(scratch: &Scratch) -> &[Unit] {
-    &scratch.accepted
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1055,7 +1049,7 @@ mod tests {
             replace: Replace::PerUnit,
         };
         select(&spec(p, count, cap), &wm, key, scratch);
-        accepted(scratch).to_vec()
+        scratch.accepted.to_vec()
     }
 
     #[test]
@@ -1151,7 +1145,7 @@ mod tests {
             replace: Replace::PerUnit,
         };
         select(&spec(1.0, Count::Bernoulli, 4), &wm, 5, &mut scratch);
-        assert_eq!(accepted(&scratch).len(), 1);
+        assert_eq!(scratch.accepted.len(), 1);
     }
 
     #[test]
