@@ -1,10 +1,11 @@
-//! One pass over a batch: pad each row into the output, then select and replace its tokens.
+//! One pass over a batch: pad each row into the output, then label it (copy its ids, or select
+//! and replace its tokens for masked-language modelling).
 
 use crate::error::KernelError;
 use crate::masking::{mask_row, MaskSpec, Vocab, IGNORE_INDEX};
-use crate::padding::{content_offset, pad_row, Rows, TokenId};
+use crate::padding::{content_offset, pad_row, Rows, Side, TokenId};
 use crate::rng::Murmur;
-use crate::words::{self, WordMasking};
+use crate::words::{self, Boundaries, WordMasking};
 
 /// How each row's random stream is keyed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,15 +16,49 @@ pub enum KeyMode {
     Content,
 }
 
-pub struct Collate<'a> {
-    pub vocab: Vocab<'a>,
-    pub spec: MaskSpec,
-    pub mlm: bool,
-    /// `None` when the tokenizer has no pad token (only batches that need no padding work).
-    pub pad_id: Option<i64>,
-    pub left: bool,
-    pub key_words: &'a [u32],
+/// How a row's masked positions are chosen.
+#[derive(Clone, Debug)]
+pub enum Selection {
+    /// Each token on its own (`masking::mask_row`).
+    Tokens,
+    /// Whole words or spans of whole words (`words::mask_row`).
+    Words(WordMasking),
+}
+
+/// How the labels of a batch are made.
+#[derive(Clone, Debug)]
+pub enum Labels {
+    /// The ids themselves, without the pad-id tokens (transformers' `mlm=False`).
+    Copied,
+    /// Masked-language modelling: the selected tokens, which are then replaced.
+    Masked {
+        spec: MaskSpec,
+        selection: Selection,
+    },
+}
+
+/// A collation's settings, fixed for a collator's configuration (each part validated when it
+/// was built: `MaskSpec::new`, `words::Lengths`, `words::SpanSpec::new`).
+#[derive(Clone, Debug)]
+pub struct Collate {
+    pub side: Side,
     pub key_mode: KeyMode,
+    pub labels: Labels,
+}
+
+/// One batch: its rows (each row's content, without surplus padding) and the per-token columns
+/// aligned with them (same flat offsets as the rows' values).
+#[derive(Clone, Copy)]
+pub struct Batch<'a, T> {
+    pub rows: Rows<'a, T>,
+    /// `special_tokens_mask`: non-zero tokens are never selected.
+    pub special: Option<&'a [u8]>,
+    /// The rows' own `attention_mask` (0 or 1), copied to the output on each row.
+    pub attention: Option<&'a [i64]>,
+    /// Word boundaries, for whole-word selection.
+    pub boundaries: Option<Boundaries<'a>>,
+    /// The batch's words of every row key (see `row_key`).
+    pub key_words: &'a [u32],
 }
 
 pub struct Outputs<'a> {
@@ -51,52 +86,6 @@ pub fn row_key<T: TokenId>(
     m.finish()
 }
 
-impl Collate<'_> {
-    fn check(&self) -> Result<(), KernelError> {
-        let size = self.vocab.size();
-        if self.mlm {
-            if self.spec.mask_id < 0 || self.spec.mask_id as u64 >= size as u64 {
-                return Err(KernelError::Config(format!(
-                    "mask token id {} is outside the vocabulary [0, {size})",
-                    self.spec.mask_id
-                )));
-            }
-            if self.spec.random_below > self.spec.mask_below && self.vocab.random_ids.is_empty() {
-                return Err(KernelError::Config(
-                    "random replacement is enabled but there are no candidate ids".into(),
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// How a row's masked positions are chosen.
-pub enum Selection<'a> {
-    /// Each token on its own (`masking::mask_row`).
-    Tokens,
-    /// Whole words or spans of whole words (`words::mask_row`).
-    Words(WordMasking<'a>),
-}
-
-/// Per-token inputs aligned with the token ids (same flat offsets).
-#[derive(Clone, Copy, Default)]
-pub struct Aligned<'a> {
-    /// `special_tokens_mask`: non-zero tokens are never selected.
-    pub special: Option<&'a [u8]>,
-    /// The rows' own `attention_mask` (0 or 1), copied to the output on each row.
-    pub attention: Option<&'a [i64]>,
-}
-
-pub fn collate<T: TokenId>(
-    rows: &Rows<T>,
-    aligned: Aligned,
-    cfg: &Collate,
-    out: Outputs,
-) -> Result<(), KernelError> {
-    collate_with(rows, aligned, cfg, &Selection::Tokens, out)
-}
-
 /// `values` is a row's attention over its content (positions count from the content start).
 fn check_attention(values: &[i64], row: usize) -> Result<(), KernelError> {
     match values.iter().position(|&a| a != 0 && a != 1) {
@@ -108,42 +97,62 @@ fn check_attention(values: &[i64], row: usize) -> Result<(), KernelError> {
     }
 }
 
-pub fn collate_with<T: TokenId>(
-    rows: &Rows<T>,
-    aligned: Aligned,
+/// Check that the batch's buffers fit together, the outputs and the settings.
+fn check<T: TokenId>(
     cfg: &Collate,
-    selection: &Selection,
-    out: Outputs,
+    vocab: &Vocab,
+    batch: &Batch<T>,
+    out: &Outputs,
 ) -> Result<(), KernelError> {
-    let special = aligned.special;
-    cfg.check()?;
-    if let Selection::Words(w) = selection {
-        w.boundaries.check(cfg.vocab.size(), rows.values.len())?;
+    let values = batch.rows.values.len();
+    if let Labels::Masked { spec, selection } = &cfg.labels {
+        vocab.check_masking(spec)?;
+        if let Selection::Words(_) = selection {
+            match &batch.boundaries {
+                Some(b) => b.check(vocab.size(), values)?,
+                None => {
+                    return Err(KernelError::Config(
+                        "word masking needs word_ids or both starts_word and ends_word".into(),
+                    ))
+                }
+            }
+        }
     }
-    let (n, w) = (rows.len(), out.width);
-    for (name, buf) in [
-        ("input_ids", &out.ids),
-        ("labels", &out.labels),
-        ("attention_mask", &out.attention),
+    let (n, w) = (batch.rows.len(), out.width);
+    for (name, len) in [
+        ("input_ids", out.ids.len()),
+        ("labels", out.labels.len()),
+        ("attention_mask", out.attention.len()),
     ] {
-        if buf.len() != n * w {
+        if len != n * w {
             return Err(KernelError::Shape(format!(
-                "output {name} holds {} values, expected {n} x {w}",
-                buf.len()
+                "output {name} holds {len} values, expected {n} x {w}"
             )));
         }
     }
     for (name, len) in [
-        ("special_tokens_mask", special.map(<[u8]>::len)),
-        ("attention_mask", aligned.attention.map(<[i64]>::len)),
+        ("special_tokens_mask", batch.special.map(<[u8]>::len)),
+        ("attention_mask", batch.attention.map(<[i64]>::len)),
     ] {
-        if let Some(len) = len.filter(|&l| l != rows.values.len()) {
+        if let Some(len) = len.filter(|&l| l != values) {
             return Err(KernelError::Shape(format!(
-                "{name} holds {len} values but input_ids holds {}",
-                rows.values.len()
+                "{name} holds {len} values but input_ids holds {values}"
             )));
         }
     }
+    Ok(())
+}
+
+/// Pad every row of `batch` into `out` and label it as `cfg` says.
+pub fn collate<T: TokenId>(
+    cfg: &Collate,
+    vocab: &Vocab,
+    batch: &Batch<T>,
+    out: Outputs,
+) -> Result<(), KernelError> {
+    check(cfg, vocab, batch, &out)?;
+    let rows = &batch.rows;
+    let w = out.width;
     let mut scratch = Vec::new();
     let mut word_scratch = words::Scratch::default();
     let chunks = out
@@ -151,59 +160,56 @@ pub fn collate_with<T: TokenId>(
         .chunks_exact_mut(w.max(1))
         .zip(out.labels.chunks_exact_mut(w.max(1)))
         .zip(out.attention.chunks_exact_mut(w.max(1)));
-    for (i, ((ids, labels), attention)) in chunks.enumerate().take(n) {
+    for (i, ((ids, labels), attention)) in chunks.enumerate().take(rows.len()) {
         let src = rows.row(i);
-        pad_row(
-            i,
-            src,
-            cfg.vocab.size(),
-            cfg.pad_id,
-            cfg.left,
-            ids,
-            attention,
-        )?;
+        let start = rows.starts[i];
+        pad_row(i, src, vocab.size(), vocab.pad_id, cfg.side, ids, attention)?;
         labels.fill(IGNORE_INDEX);
-        let off = content_offset(src.len(), w, cfg.left);
+        let off = content_offset(src.len(), w, cfg.side);
         let range = off..off + src.len();
-        if let Some(given) = aligned.attention {
-            let given = &given[rows.starts[i]..rows.starts[i] + src.len()];
+        if let Some(given) = batch.attention {
+            let given = &given[start..start + src.len()];
             check_attention(given, i)?;
             attention[range.clone()].copy_from_slice(given);
         }
-        if !cfg.mlm {
-            // As transformers: every pad-id token gets no label (with pad = eos, eos too).
-            for (l, &id) in labels[range.clone()].iter_mut().zip(&ids[range]) {
-                *l = if Some(id) == cfg.pad_id {
-                    IGNORE_INDEX
-                } else {
-                    id
-                };
+        let (spec, selection) = match &cfg.labels {
+            Labels::Masked { spec, selection } => (spec, selection),
+            Labels::Copied => {
+                // As transformers: every pad-id token gets no label (with pad = eos, eos too).
+                for (l, &id) in labels[range.clone()].iter_mut().zip(&ids[range]) {
+                    *l = if Some(id) == vocab.pad_id {
+                        IGNORE_INDEX
+                    } else {
+                        id
+                    };
+                }
+                continue;
             }
-            continue;
-        }
+        };
         let content = &mut ids[range.clone()];
-        let key = row_key(cfg.key_words, cfg.key_mode, i, content);
-        let extra = special.map(|s| &s[rows.starts[i]..rows.starts[i] + src.len()]);
-        match selection {
-            Selection::Tokens => mask_row(
+        let key = row_key(batch.key_words, cfg.key_mode, i, content);
+        let special = batch.special.map(|s| &s[start..start + src.len()]);
+        // `check` made sure that word selection has boundaries.
+        match (selection, &batch.boundaries) {
+            (Selection::Words(wm), Some(b)) => words::mask_row(
                 content,
                 &mut labels[range],
-                extra,
-                &cfg.vocab,
-                &cfg.spec,
-                key,
-                &mut scratch,
-            ),
-            Selection::Words(w) => words::mask_row(
-                content,
-                &mut labels[range],
-                extra,
-                w.boundaries.row(rows.starts[i], src.len()),
-                &cfg.vocab,
-                &cfg.spec,
-                w,
+                special,
+                b.row(start, src.len()),
+                vocab,
+                spec,
+                wm,
                 key,
                 &mut word_scratch,
+            ),
+            _ => mask_row(
+                content,
+                &mut labels[range],
+                special,
+                vocab,
+                spec,
+                key,
+                &mut scratch,
             ),
         }
     }
@@ -225,44 +231,58 @@ mod tests {
         (sp, rnd)
     }
 
+    fn vocab<'a>(sp: &'a [u8], rnd: &'a [i64], pad_id: i64) -> Vocab<'a> {
+        Vocab {
+            is_special: sp,
+            random_ids: rnd,
+            mask_id: 3,
+            pad_id: Some(pad_id),
+        }
+    }
+
+    fn masked(p: f64, side: Side, key_mode: KeyMode) -> Collate {
+        Collate {
+            side,
+            key_mode,
+            labels: Labels::Masked {
+                spec: MaskSpec::new(p, 0.8, 0.1, Count::Bernoulli, usize::MAX).unwrap(),
+                selection: Selection::Tokens,
+            },
+        }
+    }
+
+    fn batch<'a>(rows: Rows<'a, i64>, key_words: &'a [u32]) -> Batch<'a, i64> {
+        Batch {
+            rows,
+            special: None,
+            attention: None,
+            boundaries: None,
+            key_words,
+        }
+    }
+
     fn run(
         values: &[i64],
         starts: &[usize],
         lens: &[usize],
         width: usize,
-        left: bool,
+        side: Side,
         mode: KeyMode,
         words: &[u32],
     ) -> (Vec<i64>, Vec<i64>, Vec<i64>) {
         let (sp, rnd) = tables();
-        let cfg = Collate {
-            vocab: Vocab {
-                is_special: &sp,
-                random_ids: &rnd,
-            },
-            spec: MaskSpec::new(0.3, 0.8, 0.1, Count::Bernoulli, usize::MAX, 3).unwrap(),
-            mlm: true,
-            pad_id: Some(0),
-            left,
-            key_words: words,
-            key_mode: mode,
-        };
+        let cfg = masked(0.3, side, mode);
         let n = starts.len();
         let (mut ids, mut labels, mut att) =
             (vec![0; n * width], vec![0; n * width], vec![0; n * width]);
         let rows = Rows::new(values, starts, lens).unwrap();
-        collate(
-            &rows,
-            Aligned::default(),
-            &cfg,
-            Outputs {
-                ids: &mut ids,
-                labels: &mut labels,
-                attention: &mut att,
-                width,
-            },
-        )
-        .unwrap();
+        let out = Outputs {
+            ids: &mut ids,
+            labels: &mut labels,
+            attention: &mut att,
+            width,
+        };
+        collate(&cfg, &vocab(&sp, &rnd, 0), &batch(rows, words), out).unwrap();
         (ids, labels, att)
     }
 
@@ -277,18 +297,19 @@ mod tests {
             &[0, 20],
             &[20, 50],
             64,
-            false,
+            Side::Right,
             KeyMode::Content,
             &[1, 2],
         );
-        let (ids_l, lab_l, att_l) = run(&row, &[0], &[50], 50, true, KeyMode::Content, &[1, 2]);
+        let (ids_l, lab_l, att_l) =
+            run(&row, &[0], &[50], 50, Side::Left, KeyMode::Content, &[1, 2]);
         assert_eq!(&ids_r[64..64 + 50], &ids_l[..]);
         assert_eq!(&lab_r[64..64 + 50], &lab_l[..]);
         assert_eq!(&ids_r[64 + 50..], &[0; 14]);
         assert_eq!(&lab_r[64 + 50..], &[IGNORE_INDEX; 14]);
         assert!(att_l.iter().all(|&a| a == 1));
         // A different epoch/seed word changes the masks.
-        let (_, lab_e, _) = run(&row, &[0], &[50], 50, true, KeyMode::Content, &[1, 3]);
+        let (_, lab_e, _) = run(&row, &[0], &[50], 50, Side::Left, KeyMode::Content, &[1, 3]);
         assert_ne!(lab_e, lab_l);
     }
 
@@ -302,7 +323,7 @@ mod tests {
             &[0, 100],
             &[100, 100],
             100,
-            false,
+            Side::Right,
             KeyMode::RowIndex,
             &[5],
         );
@@ -312,67 +333,82 @@ mod tests {
     #[test]
     fn errors_name_the_problem() {
         let (sp, rnd) = tables();
-        let cfg = Collate {
-            vocab: Vocab {
-                is_special: &sp,
-                random_ids: &rnd,
-            },
-            spec: MaskSpec::new(0.3, 0.8, 0.1, Count::Bernoulli, usize::MAX, 3).unwrap(),
-            mlm: true,
-            pad_id: Some(0),
-            left: false,
-            key_words: &[],
-            key_mode: KeyMode::RowIndex,
-        };
+        let cfg = masked(0.3, Side::Right, KeyMode::RowIndex);
         let values = [5i64, 2000];
         let rows = Rows::new(&values, &[0], &[2]).unwrap();
         let (mut a, mut b, mut c) = (vec![0; 2], vec![0; 2], vec![0; 2]);
-        let err = collate(
-            &rows,
-            Aligned::default(),
-            &cfg,
-            Outputs {
+        let mut run = |width: usize, vocab: &Vocab| {
+            let out = Outputs {
                 ids: &mut a,
                 labels: &mut b,
                 attention: &mut c,
-                width: 2,
-            },
-        )
-        .unwrap_err();
+                width,
+            };
+            collate(&cfg, vocab, &batch(rows, &[]), out).unwrap_err()
+        };
+        let err = run(2, &vocab(&sp, &rnd, 0));
         assert!(err
             .to_string()
             .contains("token id 2000 at row 0, position 1"));
-        let err = collate(
-            &rows,
-            Aligned::default(),
-            &cfg,
-            Outputs {
-                ids: &mut a,
-                labels: &mut b,
-                attention: &mut c,
-                width: 3,
+        assert!(matches!(
+            run(3, &vocab(&sp, &rnd, 0)),
+            KernelError::Shape(_)
+        ));
+        let no_mask = Vocab {
+            mask_id: 1000,
+            ..vocab(&sp, &rnd, 0)
+        };
+        assert!(run(2, &no_mask)
+            .to_string()
+            .contains("mask token id 1000 is outside the vocabulary [0, 1000)"));
+        let no_candidates = Vocab {
+            random_ids: &[],
+            ..vocab(&sp, &rnd, 0)
+        };
+        assert!(run(2, &no_candidates)
+            .to_string()
+            .contains("no candidate ids"));
+    }
+
+    #[test]
+    fn word_selection_needs_boundaries() {
+        let (sp, rnd) = tables();
+        let cfg = Collate {
+            labels: Labels::Masked {
+                spec: MaskSpec::new(0.3, 0.8, 0.1, Count::Bernoulli, usize::MAX).unwrap(),
+                selection: Selection::Words(WordMasking {
+                    units: words::Units::Words,
+                    replace: words::Replace::PerUnit,
+                }),
             },
-        )
-        .unwrap_err();
-        assert!(matches!(err, KernelError::Shape(_)));
+            ..masked(0.3, Side::Right, KeyMode::RowIndex)
+        };
+        let values = [5i64, 6];
+        let rows = Rows::new(&values, &[0], &[2]).unwrap();
+        let (mut a, mut b, mut c) = (vec![0; 2], vec![0; 2], vec![0; 2]);
+        let out = Outputs {
+            ids: &mut a,
+            labels: &mut b,
+            attention: &mut c,
+            width: 2,
+        };
+        let err = collate(&cfg, &vocab(&sp, &rnd, 0), &batch(rows, &[]), out).unwrap_err();
+        assert!(
+            err.to_string().contains("word masking needs word_ids"),
+            "{err}"
+        );
     }
 
     #[test]
     fn given_attention_is_copied_and_checked() {
         let (sp, rnd) = tables();
         let cfg = Collate {
-            vocab: Vocab {
-                is_special: &sp,
-                random_ids: &rnd,
-            },
-            spec: MaskSpec::new(0.0, 0.8, 0.1, Count::Bernoulli, usize::MAX, 3).unwrap(),
-            mlm: false,
-            pad_id: Some(2),
-            left: true,
-            key_words: &[],
+            side: Side::Left,
             key_mode: KeyMode::RowIndex,
+            labels: Labels::Copied,
         };
         // pad id 2 doubles as [SEP]: an attended trailing 2 keeps attention and gets no label
+        let vocab = vocab(&sp, &rnd, 2);
         let values = [10i64, 0, 11, 2, 12];
         let given = [1i64, 0, 1, 1, 1];
         let rows = Rows::new(&values, &[0, 3], &[3, 2]).unwrap();
@@ -383,11 +419,11 @@ mod tests {
             attention: &mut att,
             width: 4,
         };
-        let aligned = Aligned {
-            special: None,
-            attention: Some(&given),
+        let with_attention = |attention| Batch {
+            attention: Some(attention),
+            ..batch(rows, &[])
         };
-        collate(&rows, aligned, &cfg, out).unwrap();
+        collate(&cfg, &vocab, &with_attention(&given), out).unwrap();
         assert_eq!(ids, [2, 10, 0, 11, 2, 2, 2, 12]);
         assert_eq!(att, [0, 1, 0, 1, 0, 0, 1, 1]);
         assert_eq!(
@@ -410,11 +446,7 @@ mod tests {
             attention: &mut att,
             width: 4,
         };
-        let aligned = Aligned {
-            special: None,
-            attention: Some(&bad),
-        };
-        let err = collate(&rows, aligned, &cfg, out).unwrap_err();
+        let err = collate(&cfg, &vocab, &with_attention(&bad), out).unwrap_err();
         assert!(
             err.to_string().contains("row 0, position 1 holds 2"),
             "{err}"

@@ -68,7 +68,9 @@ pub fn crop_rows<T: TokenId>(
 ) -> Result<Cropped, KernelError> {
     let limit = crop.max_length;
     if limit == 0 {
-        return Err(KernelError::Config("max_length must be at least 1".into()));
+        return Err(KernelError::Config(
+            "max_length must be a positive integer, got 0".into(),
+        ));
     }
     let n_rows = rows.len();
     if content_starts.len() != n_rows || content_lens.len() != n_rows {

@@ -42,7 +42,9 @@ impl Layout {
         tail: Tail,
     ) -> Result<Self, KernelError> {
         if block_size < 1 {
-            return Err(KernelError::Config("block_size must be at least 1".into()));
+            return Err(KernelError::Config(format!(
+                "block_size must be a positive integer, got {block_size}"
+            )));
         }
         if prefix + suffix >= block_size {
             return Err(KernelError::Config(format!(

@@ -26,7 +26,6 @@ pub struct MaskSpec {
     pub mask_below: u64,
     /// ...a random token when below this, and stays itself otherwise.
     pub random_below: u64,
-    pub mask_id: i64,
 }
 
 impl MaskSpec {
@@ -36,23 +35,14 @@ impl MaskSpec {
         random_replace_prob: f64,
         count: Count,
         max_predictions: usize,
-        mask_id: i64,
     ) -> Result<Self, KernelError> {
-        for (name, p) in [
-            ("mlm_probability", probability),
-            ("mask_replace_prob", mask_replace_prob),
-            ("random_replace_prob", random_replace_prob),
-        ] {
-            if !(0.0..=1.0).contains(&p) {
-                return Err(KernelError::Config(format!(
-                    "{name} must be in [0, 1], got {p}"
-                )));
-            }
-        }
+        check_probability("mlm_probability", probability)?;
+        check_probability("mask_replace_prob", mask_replace_prob)?;
+        check_probability("random_replace_prob", random_replace_prob)?;
         if mask_replace_prob + random_replace_prob > 1.0 + 1e-12 {
             return Err(KernelError::Config(format!(
-                "mask_replace_prob + random_replace_prob must be <= 1, got {}",
-                mask_replace_prob + random_replace_prob
+                "mask_replace_prob + random_replace_prob must not exceed 1, got \
+                 {mask_replace_prob} + {random_replace_prob}"
             )));
         }
         let mask_below = rng::threshold(mask_replace_prob);
@@ -63,7 +53,6 @@ impl MaskSpec {
             max_predictions,
             mask_below,
             random_below: rng::threshold(mask_replace_prob + random_replace_prob).max(mask_below),
-            mask_id,
         })
     }
 
@@ -77,18 +66,51 @@ impl MaskSpec {
     }
 }
 
-/// Per-vocabulary tables, computed once per tokenizer.
+/// A probability setting: a number in `[0, 1]` (NaN is not).
+pub fn check_probability(name: &str, p: f64) -> Result<(), KernelError> {
+    if (0.0..=1.0).contains(&p) {
+        Ok(())
+    } else {
+        Err(KernelError::Config(format!(
+            "{name} must be a number in [0, 1], got {p}"
+        )))
+    }
+}
+
+/// What the kernels need of a tokenizer, computed once per tokenizer.
 #[derive(Clone, Copy)]
 pub struct Vocab<'a> {
     /// Non-zero for ids that are never selected (special and added special tokens, padding).
     pub is_special: &'a [u8],
     /// Ids a selected token may be replaced with at random.
     pub random_ids: &'a [i64],
+    /// What a selected token becomes when it is masked.
+    pub mask_id: i64,
+    /// `None` when the tokenizer has no pad token (only batches that need no padding work).
+    pub pad_id: Option<i64>,
 }
 
 impl Vocab<'_> {
     pub fn size(&self) -> usize {
         self.is_special.len()
+    }
+
+    /// Whether masking with `spec` can use these tables: the mask id is in the vocabulary, and
+    /// there are ids to draw from when random replacement is on.
+    pub fn check_masking(&self, spec: &MaskSpec) -> Result<(), KernelError> {
+        let size = self.size();
+        if self.mask_id < 0 || self.mask_id as u64 >= size as u64 {
+            return Err(KernelError::Config(format!(
+                "mask token id {} is outside the vocabulary [0, {size})",
+                self.mask_id
+            )));
+        }
+        if spec.random_below > spec.mask_below && self.random_ids.is_empty() {
+            return Err(KernelError::Config(
+                "random replacement is enabled but there are no candidate ids".into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -106,7 +128,7 @@ pub(crate) fn replace(
     labels[j] = ids[j];
     let v = replace.at(j as u32);
     if rng::below(v, spec.mask_below) {
-        ids[j] = spec.mask_id;
+        ids[j] = vocab.mask_id;
     } else if rng::below(v, spec.random_below) {
         ids[j] = vocab.random_ids[rng::index(token.at(j as u32), vocab.random_ids.len())];
     }
@@ -211,8 +233,10 @@ mod tests {
         let vocab = Vocab {
             is_special: &sp,
             random_ids: &rnd,
+            mask_id: 3,
+            pad_id: None,
         };
-        let spec = MaskSpec::new(1.0, 0.8, 0.1, Count::Bernoulli, usize::MAX, 3).unwrap();
+        let spec = MaskSpec::new(1.0, 0.8, 0.1, Count::Bernoulli, usize::MAX).unwrap();
         let orig: Vec<i64> = vec![1, 10, 11, 2, 12, 0];
         let mut ids = orig.clone();
         let mut labels = vec![IGNORE_INDEX; ids.len()];
@@ -233,6 +257,8 @@ mod tests {
         let vocab = Vocab {
             is_special: &sp,
             random_ids: &rnd,
+            mask_id: 999,
+            pad_id: None,
         };
         let mut scratch = Vec::new();
         for (n, p, cap, want) in [
@@ -241,7 +267,7 @@ mod tests {
             (100, 0.15, 4, 4),
             (0, 0.5, 9, 0),
         ] {
-            let spec = MaskSpec::new(p, 1.0, 0.0, Count::Exact, cap, 999).unwrap();
+            let spec = MaskSpec::new(p, 1.0, 0.0, Count::Exact, cap).unwrap();
             for key in 0..20 {
                 let mut ids: Vec<i64> = (1..=n as i64).collect();
                 let mut labels = vec![IGNORE_INDEX; n];
@@ -266,8 +292,10 @@ mod tests {
         let vocab = Vocab {
             is_special: &sp,
             random_ids: &rnd,
+            mask_id: 5,
+            pad_id: None,
         };
-        let spec = MaskSpec::new(0.5, 0.8, 0.1, Count::Bernoulli, 10, 5).unwrap();
+        let spec = MaskSpec::new(0.5, 0.8, 0.1, Count::Bernoulli, 10).unwrap();
         let mut scratch = Vec::new();
         let mut capped = 0;
         for key in 0..200 {
@@ -295,8 +323,10 @@ mod tests {
         let vocab = Vocab {
             is_special: &sp,
             random_ids: &rnd,
+            mask_id: 49,
+            pad_id: None,
         };
-        let spec = MaskSpec::new(1.0, 1.0, 0.0, Count::Bernoulli, usize::MAX, 49).unwrap();
+        let spec = MaskSpec::new(1.0, 1.0, 0.0, Count::Bernoulli, usize::MAX).unwrap();
         let mut ids: Vec<i64> = vec![1, 2, 3, 4];
         let mut labels = vec![IGNORE_INDEX; 4];
         mask_row(
@@ -318,8 +348,10 @@ mod tests {
         let vocab = Vocab {
             is_special: &sp,
             random_ids: &rnd,
+            mask_id: 0,
+            pad_id: None,
         };
-        let spec = MaskSpec::new(1.0, 0.8, 0.1, Count::Bernoulli, usize::MAX, 0).unwrap();
+        let spec = MaskSpec::new(1.0, 0.8, 0.1, Count::Bernoulli, usize::MAX).unwrap();
         let (mut masked, mut kept, mut total) = (0usize, 0usize, 0usize);
         let mut scratch = Vec::new();
         for key in 0..200 {
@@ -356,9 +388,9 @@ mod tests {
 
     #[test]
     fn invalid_probabilities_are_rejected() {
-        assert!(MaskSpec::new(1.5, 0.8, 0.1, Count::Bernoulli, 1, 0).is_err());
-        assert!(MaskSpec::new(0.15, 0.8, 0.3, Count::Bernoulli, 1, 0).is_err());
-        assert!(MaskSpec::new(0.15, -0.1, 0.3, Count::Bernoulli, 1, 0).is_err());
-        assert!(MaskSpec::new(f64::NAN, 0.8, 0.1, Count::Bernoulli, 1, 0).is_err());
+        assert!(MaskSpec::new(1.5, 0.8, 0.1, Count::Bernoulli, 1).is_err());
+        assert!(MaskSpec::new(0.15, 0.8, 0.3, Count::Bernoulli, 1).is_err());
+        assert!(MaskSpec::new(0.15, -0.1, 0.3, Count::Bernoulli, 1).is_err());
+        assert!(MaskSpec::new(f64::NAN, 0.8, 0.1, Count::Bernoulli, 1).is_err());
     }
 }

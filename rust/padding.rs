@@ -17,7 +17,14 @@ macro_rules! token_id {
         }
     )*};
 }
-token_id!(i64, i32, i16, u32, u16, u8);
+token_id!(i64, i32, i16, i8, u64, u32, u16, u8);
+
+/// Which end of a row its padding goes to (a tokenizer's `padding_side`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Left,
+    Right,
+}
 
 /// Rows as `[starts[i], starts[i] + lens[i])` ranges of one flat buffer.
 #[derive(Clone, Copy)]
@@ -80,11 +87,10 @@ impl<'a, T: TokenId> Rows<'a, T> {
 
 /// Where a row of `len` tokens starts inside an output row of `width`.
 #[inline]
-pub fn content_offset(len: usize, width: usize, left: bool) -> usize {
-    if left {
-        width - len
-    } else {
-        0
+pub fn content_offset(len: usize, width: usize, side: Side) -> usize {
+    match side {
+        Side::Left => width - len,
+        Side::Right => 0,
     }
 }
 
@@ -97,7 +103,7 @@ pub fn pad_row<T: TokenId>(
     src: &[T],
     vocab_size: usize,
     pad_id: Option<i64>,
-    left: bool,
+    side: Side,
     ids: &mut [i64],
     attention: &mut [i64],
 ) -> Result<(), KernelError> {
@@ -120,7 +126,7 @@ pub fn pad_row<T: TokenId>(
             )))
         }
     };
-    let off = content_offset(src.len(), width, left);
+    let off = content_offset(src.len(), width, side);
     let (before, rest) = ids.split_at_mut(off);
     let (content, after) = rest.split_at_mut(src.len());
     before.fill(pad_id);
@@ -149,8 +155,8 @@ pub fn pad_row<T: TokenId>(
 }
 
 /// Copy an aligned per-token column (e.g. `token_type_ids`) into its padded slot.
-pub fn pad_aligned<T: TokenId>(src: &[T], fill: i64, left: bool, out: &mut [i64]) {
-    let off = content_offset(src.len(), out.len(), left);
+pub fn pad_aligned<T: TokenId>(src: &[T], fill: i64, side: Side, out: &mut [i64]) {
+    let off = content_offset(src.len(), out.len(), side);
     out[..off].fill(fill);
     for (dst, &v) in out[off..off + src.len()].iter_mut().zip(src) {
         *dst = v.to_i64();
@@ -192,19 +198,18 @@ pub fn trim_padding<T: TokenId>(
     starts: &mut [usize],
     lens: &mut [usize],
     trim: &Trim,
-    left: bool,
+    side: Side,
 ) {
     if matches!(trim, Trim::Nothing) {
         return;
     }
     for (s, n) in starts.iter_mut().zip(lens.iter_mut()) {
         let range = *s..*s + *n;
-        let cut = if left {
-            range.take_while(|&k| trim.surplus(values, k)).count()
-        } else {
-            range.rev().take_while(|&k| trim.surplus(values, k)).count()
+        let cut = match side {
+            Side::Left => range.take_while(|&k| trim.surplus(values, k)).count(),
+            Side::Right => range.rev().take_while(|&k| trim.surplus(values, k)).count(),
         };
-        if left {
+        if side == Side::Left {
             *s += cut;
         }
         *n -= cut;
@@ -220,10 +225,10 @@ mod tests {
         let src = [5i32, 6, 7];
         let mut ids = [9i64; 5];
         let mut att = [9i64; 5];
-        pad_row(0, &src, 10, Some(0), false, &mut ids, &mut att).unwrap();
+        pad_row(0, &src, 10, Some(0), Side::Right, &mut ids, &mut att).unwrap();
         assert_eq!(ids, [5, 6, 7, 0, 0]);
         assert_eq!(att, [1, 1, 1, 0, 0]);
-        pad_row(0, &src, 10, Some(0), true, &mut ids, &mut att).unwrap();
+        pad_row(0, &src, 10, Some(0), Side::Left, &mut ids, &mut att).unwrap();
         assert_eq!(ids, [0, 0, 5, 6, 7]);
         assert_eq!(att, [0, 0, 1, 1, 1]);
     }
@@ -232,7 +237,8 @@ mod tests {
     fn rejects_out_of_vocab_and_negative_ids() {
         let mut ids = [0i64; 3];
         let mut att = [0i64; 3];
-        let err = pad_row(4, &[1i64, 10], 10, Some(0), false, &mut ids, &mut att).unwrap_err();
+        let err =
+            pad_row(4, &[1i64, 10], 10, Some(0), Side::Right, &mut ids, &mut att).unwrap_err();
         assert_eq!(
             err,
             KernelError::IdOutOfRange {
@@ -242,9 +248,9 @@ mod tests {
                 vocab_size: 10
             }
         );
-        let err = pad_row(0, &[-1i64], 10, Some(0), false, &mut ids, &mut att).unwrap_err();
+        let err = pad_row(0, &[-1i64], 10, Some(0), Side::Right, &mut ids, &mut att).unwrap_err();
         assert!(matches!(err, KernelError::IdOutOfRange { id: -1, .. }));
-        let err = pad_row(0, &[1i64; 4], 10, Some(0), false, &mut ids, &mut att).unwrap_err();
+        let err = pad_row(0, &[1i64; 4], 10, Some(0), Side::Right, &mut ids, &mut att).unwrap_err();
         assert!(matches!(
             err,
             KernelError::RowTooLong {
@@ -270,13 +276,13 @@ mod tests {
     fn trims_surplus_padding_on_the_padding_side_only() {
         let v = [0i64, 0, 5, 0, 6, 0, 7, 7, 0];
         let (mut starts, mut lens) = ([0, 6], [6, 3]);
-        trim_padding(&v, &mut starts, &mut lens, &Trim::PadIds(0), false);
+        trim_padding(&v, &mut starts, &mut lens, &Trim::PadIds(0), Side::Right);
         assert_eq!((starts, lens), ([0, 6], [5, 2]));
         let (mut starts, mut lens) = ([0, 6], [6, 3]);
-        trim_padding(&v, &mut starts, &mut lens, &Trim::PadIds(0), true);
+        trim_padding(&v, &mut starts, &mut lens, &Trim::PadIds(0), Side::Left);
         assert_eq!((starts, lens), ([2, 6], [4, 3]));
         let (mut starts, mut lens) = ([0, 6], [6, 3]);
-        trim_padding(&v, &mut starts, &mut lens, &Trim::Nothing, false);
+        trim_padding(&v, &mut starts, &mut lens, &Trim::Nothing, Side::Right);
         assert_eq!((starts, lens), ([0, 6], [6, 3]));
     }
 
@@ -290,7 +296,7 @@ mod tests {
             pad_id: 0,
             attention: &attention,
         };
-        trim_padding(&v, &mut starts, &mut lens, &trim, false);
+        trim_padding(&v, &mut starts, &mut lens, &trim, Side::Right);
         assert_eq!((starts, lens), ([0], [2]));
         // an unattended token that is not the pad id is content too
         let v = [5i64, 6, 0];
@@ -300,7 +306,7 @@ mod tests {
             pad_id: 0,
             attention: &attention,
         };
-        trim_padding(&v, &mut starts, &mut lens, &trim, false);
+        trim_padding(&v, &mut starts, &mut lens, &trim, Side::Right);
         assert_eq!((starts, lens), ([0], [2]));
     }
 
@@ -308,16 +314,16 @@ mod tests {
     fn missing_pad_token_is_an_error_only_when_padding() {
         let mut ids = [9i64; 3];
         let mut att = [9i64; 3];
-        pad_row(0, &[1i64, 2, 3], 10, None, false, &mut ids, &mut att).unwrap();
+        pad_row(0, &[1i64, 2, 3], 10, None, Side::Right, &mut ids, &mut att).unwrap();
         assert_eq!((ids, att), ([1, 2, 3], [1, 1, 1]));
-        let err = pad_row(2, &[1i64, 2], 10, None, false, &mut ids, &mut att).unwrap_err();
+        let err = pad_row(2, &[1i64, 2], 10, None, Side::Right, &mut ids, &mut att).unwrap_err();
         assert!(err.to_string().contains("row 2 has 2 tokens"));
     }
 
     #[test]
     fn aligned_columns_follow_the_padding_side() {
         let mut out = [7i64; 4];
-        pad_aligned(&[1u8, 1], 0, true, &mut out);
+        pad_aligned(&[1u8, 1], 0, Side::Left, &mut out);
         assert_eq!(out, [0, 0, 1, 1]);
     }
 }

@@ -25,8 +25,9 @@
 //! `LANE_OTHER_DOC`, `LANE_OTHER_START`; `LANE_TRUNCATE` counts removed tokens across the document.
 
 use crate::error::KernelError;
+use crate::masking::check_probability;
 use crate::padding::TokenId;
-use crate::rng::{below, index, Lane, Murmur};
+use crate::rng::{below, index, threshold, Lane, Murmur};
 
 pub const LANE_TARGET: u32 = 16;
 pub const LANE_SPLIT: u32 = 17;
@@ -54,6 +55,34 @@ pub struct PairSpec<'a> {
     pub dupe_factor: u32,
 }
 
+impl<'a> PairSpec<'a> {
+    pub fn new(
+        max_num_tokens: usize,
+        short_seq_prob: f64,
+        nsp_probability: f64,
+        task: Task,
+        key_words: &'a [u32],
+        dupe_factor: u32,
+    ) -> Result<Self, KernelError> {
+        check_probability("short_seq_prob", short_seq_prob)?;
+        check_probability("nsp_probability", nsp_probability)?;
+        if max_num_tokens < 2 {
+            return Err(KernelError::Config(format!(
+                "max_seq_length leaves {max_num_tokens} tokens for A and B after the special \
+                 tokens; at least 2 are needed"
+            )));
+        }
+        Ok(PairSpec {
+            max_num_tokens,
+            short_seq: threshold(short_seq_prob),
+            random_next: threshold(nsp_probability),
+            task,
+            key_words,
+            dupe_factor,
+        })
+    }
+}
+
 /// Special tokens and token types around A and B: `prefix A middle B suffix`.
 #[derive(Clone, Debug)]
 pub struct Template<'a> {
@@ -70,6 +99,19 @@ pub struct Template<'a> {
 impl Template<'_> {
     pub fn specials(&self) -> usize {
         self.prefix.len() + self.middle.len() + self.suffix.len()
+    }
+
+    /// Every special token has its token type.
+    pub fn check(&self) -> Result<(), KernelError> {
+        if self.prefix_types.len() != self.prefix.len()
+            || self.middle_types.len() != self.middle.len()
+            || self.suffix_types.len() != self.suffix.len()
+        {
+            return Err(KernelError::Config(
+                "template token types must match its special tokens".into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -251,6 +293,32 @@ fn truncate_pair(a: &mut Span, b: &mut Span, max: usize, lane: &Lane, counter: &
     *counter = c.wrapping_add(excess as u32);
 }
 
+/// Sentences of the batch: `spans[ranges[d]..ranges[d + 1]]` are document `d`'s.
+struct Corpus<'a, T> {
+    spans: &'a [Span],
+    ranges: &'a [usize],
+    tokens: &'a [T],
+}
+
+impl<T> Corpus<'_, T> {
+    fn n_docs(&self) -> usize {
+        self.ranges.len() - 1
+    }
+
+    fn doc(&self, d: usize) -> &[Span] {
+        &self.spans[self.ranges[d]..self.ranges[d + 1]]
+    }
+}
+
+/// The tokens from the first of `sents` to the end of the last.
+fn covering(sents: &[Span]) -> Span {
+    let (first, last) = (sents[0], sents[sents.len() - 1]);
+    Span {
+        start: first.start,
+        len: last.start + last.len - first.start,
+    }
+}
+
 struct Writer<'a, 't, T> {
     tpl: &'a Template<'t>,
     tokens: &'a [T],
@@ -260,7 +328,25 @@ struct Writer<'a, 't, T> {
     suffix: Vec<T>,
 }
 
-impl<T: TokenId + TryFrom<i64>> Writer<'_, '_, T> {
+impl<'a, 't, T: TokenId + TryFrom<i64>> Writer<'a, 't, T> {
+    fn new(tpl: &'a Template<'t>, tokens: &'a [T], expect: usize) -> Result<Self, KernelError> {
+        let mut out = Instances {
+            ids: Vec::with_capacity(expect),
+            types: Vec::with_capacity(expect),
+            offsets: vec![0],
+            labels: Vec::new(),
+        };
+        out.offsets.reserve(expect / 4);
+        Ok(Writer {
+            tpl,
+            tokens,
+            out,
+            prefix: convert(tpl.prefix)?,
+            middle: convert(tpl.middle)?,
+            suffix: convert(tpl.suffix)?,
+        })
+    }
+
     fn emit(&mut self, a: Span, b: Span, label: bool) {
         let o = &mut self.out;
         let t = self.tpl;
@@ -293,126 +379,119 @@ fn convert<T: TryFrom<i64>>(ids: &[i64]) -> Result<Vec<T>, KernelError> {
         .collect()
 }
 
+/// The document's target length: `max`, or with probability `short_seq` a uniform length in
+/// `[2, max]`.
+fn target_length(lanes: &Lanes, spec: &PairSpec) -> usize {
+    let max = spec.max_num_tokens;
+    if below(lanes.target.at(0), spec.short_seq) {
+        2 + index(lanes.target.at(1), max - 1)
+    } else {
+        max
+    }
+}
+
+/// A random B for chunk `k` of document `d`: sentences of another document (`d` itself when the
+/// batch has one) from a random start, until they hold `want` tokens or the document ends.
+fn random_b<T>(corpus: &Corpus<T>, d: usize, lanes: &Lanes, k: u32, want: isize) -> Span {
+    let n_docs = corpus.n_docs();
+    let other = if n_docs > 1 {
+        let r = index(lanes.other_doc.at(k), n_docs - 1);
+        if r >= d {
+            r + 1
+        } else {
+            r
+        }
+    } else {
+        d
+    };
+    let sents = corpus.doc(other);
+    let start = index(lanes.other_start.at(k), sents.len());
+    let mut got = 0usize;
+    let mut end = start;
+    while end < sents.len() {
+        got += sents[end].len;
+        end += 1;
+        if got as isize >= want {
+            break;
+        }
+    }
+    covering(&sents[start..end])
+}
+
+/// The instances of document `d` in pass `pass` (see the module documentation).
+fn document_instances<T: TokenId + TryFrom<i64>>(
+    w: &mut Writer<T>,
+    corpus: &Corpus<T>,
+    d: usize,
+    pass: u32,
+    spec: &PairSpec,
+) {
+    let sents = corpus.doc(d);
+    let lanes = Lanes::new(doc_key(spec.key_words, pass, sents, corpus.tokens));
+    let target = target_length(&lanes, spec);
+    let mut k = 0u32;
+    let mut trunc = 0u32;
+    let mut chunk_start = 0usize;
+    let mut length = 0usize;
+    let mut i = 0usize;
+    while i < sents.len() {
+        length += sents[i].len;
+        if i == sents.len() - 1 || length >= target {
+            let m = i - chunk_start + 1;
+            let a_end = if m >= 2 {
+                1 + index(lanes.split.at(k), m - 1)
+            } else {
+                1
+            };
+            let mut a = covering(&sents[chunk_start..chunk_start + a_end]);
+            let coin = below(lanes.next.at(k), spec.random_next);
+            let random_next = m == 1 || (spec.task == Task::Nsp && coin);
+            let swap = spec.task == Task::Sop && m >= 2 && coin;
+            let mut b = if random_next {
+                // The chunk's sentences after A go back to the document.
+                i -= m - a_end;
+                random_b(corpus, d, &lanes, k, target as isize - a.len as isize)
+            } else {
+                covering(&sents[chunk_start + a_end..i + 1])
+            };
+            if swap {
+                std::mem::swap(&mut a, &mut b);
+            }
+            truncate_pair(
+                &mut a,
+                &mut b,
+                spec.max_num_tokens,
+                &lanes.truncate,
+                &mut trunc,
+            );
+            w.emit(a, b, random_next || swap);
+            k += 1;
+            chunk_start = i + 1;
+            length = 0;
+        }
+        i += 1;
+    }
+}
+
 /// All instances of one batch of documents.
 pub fn instances<T: TokenId + TryFrom<i64>>(
     docs: &Docs<T>,
     spec: &PairSpec,
     tpl: &Template,
 ) -> Result<Instances<T>, KernelError> {
-    if spec.max_num_tokens < 2 {
-        return Err(KernelError::Config(format!(
-            "max_seq_length leaves {} tokens for A and B after the special tokens; at least 2 \
-             are needed",
-            spec.max_num_tokens
-        )));
-    }
-    if tpl.prefix_types.len() != tpl.prefix.len()
-        || tpl.middle_types.len() != tpl.middle.len()
-        || tpl.suffix_types.len() != tpl.suffix.len()
-    {
-        return Err(KernelError::Config(
-            "template token types must match its special tokens".into(),
-        ));
-    }
+    tpl.check()?;
     let (spans, ranges) = sentences(docs)?;
-    let n_docs = ranges.len() - 1;
-    let mut w = Writer {
-        tpl,
+    let corpus = Corpus {
+        spans: &spans,
+        ranges: &ranges,
         tokens: docs.tokens,
-        out: Instances {
-            ids: Vec::new(),
-            types: Vec::new(),
-            offsets: vec![0],
-            labels: Vec::new(),
-        },
-        prefix: convert(tpl.prefix)?,
-        middle: convert(tpl.middle)?,
-        suffix: convert(tpl.suffix)?,
     };
-    let max = spec.max_num_tokens;
     // Random-next pairs reuse sentences, so the output is usually larger than the input.
     let expect = 2 * docs.tokens.len() * spec.dupe_factor as usize;
-    w.out.ids.reserve(expect);
-    w.out.types.reserve(expect);
+    let mut w = Writer::new(tpl, docs.tokens, expect)?;
     for pass in 0..spec.dupe_factor {
-        for d in 0..n_docs {
-            let sents = &spans[ranges[d]..ranges[d + 1]];
-            let lanes = Lanes::new(doc_key(spec.key_words, pass, sents, docs.tokens));
-            let target = if below(lanes.target.at(0), spec.short_seq) {
-                2 + index(lanes.target.at(1), max - 1)
-            } else {
-                max
-            };
-            let mut k = 0u32;
-            let mut trunc = 0u32;
-            let mut chunk_start = 0usize;
-            let mut length = 0usize;
-            let mut i = 0usize;
-            while i < sents.len() {
-                length += sents[i].len;
-                if i == sents.len() - 1 || length >= target {
-                    let m = i - chunk_start + 1;
-                    let a_end = if m >= 2 {
-                        1 + index(lanes.split.at(k), m - 1)
-                    } else {
-                        1
-                    };
-                    let span_of = |from: usize, to: usize| {
-                        let end = sents[to - 1].start + sents[to - 1].len;
-                        Span {
-                            start: sents[from].start,
-                            len: end - sents[from].start,
-                        }
-                    };
-                    let mut a = span_of(chunk_start, chunk_start + a_end);
-                    let coin = below(lanes.next.at(k), spec.random_next);
-                    let random_next = m == 1 || (spec.task == Task::Nsp && coin);
-                    let swap = spec.task == Task::Sop && m >= 2 && coin;
-                    let mut b;
-                    if random_next {
-                        let other = if n_docs > 1 {
-                            let r = index(lanes.other_doc.at(k), n_docs - 1);
-                            if r >= d {
-                                r + 1
-                            } else {
-                                r
-                            }
-                        } else {
-                            d
-                        };
-                        let other_sents = &spans[ranges[other]..ranges[other + 1]];
-                        let start = index(lanes.other_start.at(k), other_sents.len());
-                        let want = target as isize - a.len as isize;
-                        let mut got = 0usize;
-                        let mut end = start;
-                        while end < other_sents.len() {
-                            got += other_sents[end].len;
-                            end += 1;
-                            if got as isize >= want {
-                                break;
-                            }
-                        }
-                        let last = &other_sents[end - 1];
-                        b = Span {
-                            start: other_sents[start].start,
-                            len: last.start + last.len - other_sents[start].start,
-                        };
-                        // The chunk's sentences after A go back to the document.
-                        i -= m - a_end;
-                    } else {
-                        b = span_of(chunk_start + a_end, i + 1);
-                    }
-                    if swap {
-                        std::mem::swap(&mut a, &mut b);
-                    }
-                    truncate_pair(&mut a, &mut b, max, &lanes.truncate, &mut trunc);
-                    w.emit(a, b, random_next || swap);
-                    k += 1;
-                    chunk_start = i + 1;
-                    length = 0;
-                }
-                i += 1;
-            }
+        for d in 0..corpus.n_docs() {
+            document_instances(&mut w, &corpus, d, pass, spec);
         }
     }
     Ok(w.out)
@@ -421,7 +500,6 @@ pub fn instances<T: TokenId + TryFrom<i64>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::threshold;
 
     const BERT: Template<'static> = Template {
         prefix: &[101],
@@ -448,14 +526,7 @@ mod tests {
     }
 
     fn spec(max: usize, task: Task, words: &[u32]) -> PairSpec<'_> {
-        PairSpec {
-            max_num_tokens: max,
-            short_seq: threshold(0.1),
-            random_next: threshold(0.5),
-            task,
-            key_words: words,
-            dupe_factor: 1,
-        }
+        PairSpec::new(max, 0.1, 0.5, task, words, 1).unwrap()
     }
 
     fn split(inst: &Instances<i64>, i: usize) -> (Vec<i64>, Vec<i64>) {
@@ -545,13 +616,10 @@ mod tests {
         };
         let err = instances(&input, &spec(8, Task::Nsp, &[1]), &BERT).unwrap_err();
         assert!(err.to_string().contains("only empty"), "{err}");
-        let (docs, sents, toks) = corpus(&[&[3, 3]]);
-        let input = Docs {
-            doc_offsets: &docs,
-            sent_offsets: &sents,
-            tokens: &toks,
-        };
-        assert!(instances(&input, &spec(1, Task::Nsp, &[1]), &BERT).is_err());
+        let (_, sents, toks) = corpus(&[&[3, 3]]);
+        assert!(PairSpec::new(1, 0.1, 0.5, Task::Nsp, &[1], 1).is_err());
+        assert!(PairSpec::new(8, 1.5, 0.5, Task::Nsp, &[1], 1).is_err());
+        assert!(PairSpec::new(8, 0.1, f64::NAN, Task::Nsp, &[1], 1).is_err());
         let bad = Docs {
             doc_offsets: &[0, 3],
             sent_offsets: &sents,

@@ -14,10 +14,11 @@
 //!    flagged by the `special_tokens_mask` column and, when word ids are given, `wid[j] >= 0`.
 //! 2. **Words.** A maskable `j` starts a word iff `j == 0`, or `!m[j-1]`, or
 //!    * with word ids: `wid[j] != wid[j-1]`;
-//!    * with tables: `cont[j] == 0 && e != 2 && (starts_word[t[j]] != 0 || e == 1)` with
-//!      `e = ends_word[t[j-1]]` (1: the next token starts a word; 2: the next token continues this
-//!      token's word, e.g. after a lone `▁`), where `cont` are the continuation flags set from
-//!      reference positions (all zero without them).
+//!    * with tables: `cont[j] == 0 && e != JOIN && (starts_word[t[j]] != 0 || e == BREAK)` with
+//!      `e = ends_word[t[j-1]]` (`ENDS_WORD_BREAK` = 1: the next token starts a word;
+//!      `ENDS_WORD_JOIN` = 2: the next token continues this token's word, e.g. after a lone `▁`;
+//!      `ENDS_WORD_NONE` = 0: the next token's own `starts_word` decides), where `cont` are the
+//!      continuation flags set from reference positions (all zero without them).
 //!
 //!    A word runs from its start up to the next word start or non-maskable position. Words are
 //!    numbered `k = 0..K` left to right; `s_k` is the first position of word `k` and `len_k` its
@@ -67,7 +68,7 @@
 //! `mask` and `random` are `MaskSpec::mask_below` and `MaskSpec::random_below`.
 
 use crate::error::KernelError;
-use crate::masking::{replace, Count, MaskSpec, Vocab};
+use crate::masking::{check_probability, replace, Count, MaskSpec, Vocab};
 use crate::rng::{self, Lane, LANE_RANDOM_TOKEN, LANE_REPLACE, LANE_SELECT};
 
 /// Lane of span lengths (lanes 4 to 15 are left to token-level purposes).
@@ -78,7 +79,15 @@ pub const LANE_SPAN_PHASE: u32 = 17;
 /// Longest span / n-gram accepted (keeps the threshold tables small).
 pub const MAX_SPAN_WORDS: usize = 512;
 
-/// Where word boundaries come from, for the whole batch.
+/// `ends_word[t]`: nothing, the next token's own `starts_word` decides.
+pub const ENDS_WORD_NONE: u8 = 0;
+/// `ends_word[t]`: the next token starts a word (punctuation, CJK ideographs, a `</w>` suffix).
+pub const ENDS_WORD_BREAK: u8 = 1;
+/// `ends_word[t]`: the next token continues `t`'s word (a whitespace-only token such as `▁`).
+pub const ENDS_WORD_JOIN: u8 = 2;
+
+/// Where word boundaries come from: for a whole batch (aligned columns at the input values'
+/// offsets) or, after `row`, for one row (the same columns cut to the row).
 #[derive(Clone, Copy)]
 pub enum Boundaries<'a> {
     /// Per-vocabulary tables, plus optional continuation flags aligned with the input values.
@@ -91,30 +100,20 @@ pub enum Boundaries<'a> {
     WordIds(&'a [i64]),
 }
 
-/// One row's slice of the boundaries.
-#[derive(Clone, Copy)]
-pub enum RowBoundaries<'a> {
-    Tables {
-        starts_word: &'a [u8],
-        ends_word: &'a [u8],
-        continuation: Option<&'a [u8]>,
-    },
-    WordIds(&'a [i64]),
-}
-
 impl<'a> Boundaries<'a> {
-    pub fn row(&self, start: usize, len: usize) -> RowBoundaries<'a> {
+    /// The boundaries of the row at `[start, start + len)` of the input values.
+    pub fn row(&self, start: usize, len: usize) -> Boundaries<'a> {
         match *self {
             Boundaries::Tables {
                 starts_word,
                 ends_word,
                 continuation,
-            } => RowBoundaries::Tables {
+            } => Boundaries::Tables {
                 starts_word,
                 ends_word,
                 continuation: continuation.map(|c| &c[start..start + len]),
             },
-            Boundaries::WordIds(w) => RowBoundaries::WordIds(&w[start..start + len]),
+            Boundaries::WordIds(w) => Boundaries::WordIds(&w[start..start + len]),
         }
     }
 
@@ -177,7 +176,7 @@ impl Lengths {
     fn check_max(name: &str, max: usize) -> Result<(), KernelError> {
         if !(1..=MAX_SPAN_WORDS).contains(&max) {
             return Err(KernelError::Config(format!(
-                "{name} must be in [1, {MAX_SPAN_WORDS}], got {max}"
+                "{name} must be an integer in [1, {MAX_SPAN_WORDS}], got {max}"
             )));
         }
         Ok(())
@@ -187,7 +186,7 @@ impl Lengths {
     pub fn geometric(g: f64, max: usize) -> Result<Self, KernelError> {
         if !(g > 0.0 && g <= 1.0) {
             return Err(KernelError::Config(format!(
-                "span_geometric_p must be in (0, 1], got {g}"
+                "span_geometric_p must be a number in (0, 1], got {g}"
             )));
         }
         Self::check_max("max_span_length", max)?;
@@ -243,11 +242,7 @@ pub struct SpanSpec {
 
 impl SpanSpec {
     pub fn new(lengths: Lengths, probability: f64) -> Result<Self, KernelError> {
-        if !(0.0..=1.0).contains(&probability) {
-            return Err(KernelError::Config(format!(
-                "mlm_probability must be in [0, 1], got {probability}"
-            )));
-        }
+        check_probability("mlm_probability", probability)?;
         let mu = lengths.mean();
         let q = probability / (mu * (1.0 - probability) + probability); // mu >= 1: no 0/0
         let pi0 = 1.0 / (1.0 - q + q * mu);
@@ -287,8 +282,9 @@ pub enum Replace {
     PerToken,
 }
 
-pub struct WordMasking<'a> {
-    pub boundaries: Boundaries<'a>,
+/// Whole-word masking's settings (the boundaries come with each batch).
+#[derive(Clone, Debug)]
+pub struct WordMasking {
     pub units: Units,
     pub replace: Replace,
 }
@@ -324,7 +320,7 @@ pub struct Scratch {
 pub fn segment(
     ids: &[i64],
     maskable: impl Fn(usize) -> bool,
-    b: RowBoundaries,
+    b: Boundaries,
     words: &mut Vec<Word>,
 ) {
     words.clear();
@@ -332,8 +328,8 @@ pub fn segment(
     for j in 0..ids.len() {
         let here = maskable(j)
             && match b {
-                RowBoundaries::WordIds(w) => w[j] >= 0,
-                RowBoundaries::Tables { .. } => true,
+                Boundaries::WordIds(w) => w[j] >= 0,
+                Boundaries::Tables { .. } => true,
             };
         if !here {
             prev = false;
@@ -341,16 +337,16 @@ pub fn segment(
         }
         let starts = !prev
             || match b {
-                RowBoundaries::WordIds(w) => w[j] != w[j - 1],
-                RowBoundaries::Tables {
+                Boundaries::WordIds(w) => w[j] != w[j - 1],
+                Boundaries::Tables {
                     starts_word,
                     ends_word,
                     continuation,
                 } => {
                     let e = ends_word[ids[j - 1] as usize];
                     continuation.is_none_or(|c| c[j] == 0)
-                        && e != 2
-                        && (starts_word[ids[j] as usize] != 0 || e == 1)
+                        && e != ENDS_WORD_JOIN
+                        && (starts_word[ids[j] as usize] != 0 || e == ENDS_WORD_BREAK)
                 }
             };
         if starts {
@@ -570,7 +566,9 @@ impl<S: Flags, C: Flags> WordStarts for TableStarts<'_, S, C> {
     fn step(&self, j: usize, id: i64, (prev, e): (bool, u8)) -> (bool, (bool, u8)) {
         let i = id as usize;
         let here = (self.is_special[i] == 0) & !self.special.set(j);
-        let joined = self.continuation.set(j) | (e == 2) | ((self.starts_word[i] == 0) & (e != 1));
+        let joined = self.continuation.set(j)
+            | (e == ENDS_WORD_JOIN)
+            | ((self.starts_word[i] == 0) & (e != ENDS_WORD_BREAK));
         (here & !(prev & joined), (here, self.ends_word[i]))
     }
 }
@@ -612,7 +610,7 @@ impl SelectedWords<'_> {
         ids: &mut [i64],
         labels: &mut [i64],
         special: Option<&[u8]>,
-        boundaries: RowBoundaries,
+        boundaries: Boundaries,
         starts: &mut Vec<u32>,
     ) {
         match special {
@@ -630,7 +628,7 @@ impl SelectedWords<'_> {
         ids: &mut [i64],
         labels: &mut [i64],
         special: impl Flags,
-        boundaries: RowBoundaries,
+        boundaries: Boundaries,
         starts: &mut Vec<u32>,
     ) {
         // The tables have one length (checked with the boundaries): one bounds check serves
@@ -638,7 +636,7 @@ impl SelectedWords<'_> {
         let v = self.vocab.is_special.len();
         let is_special = &self.vocab.is_special[..v];
         match boundaries {
-            RowBoundaries::WordIds(w) => {
+            Boundaries::WordIds(w) => {
                 let starts_of = WordIdStarts {
                     is_special,
                     word_ids: &w[..ids.len()],
@@ -646,7 +644,7 @@ impl SelectedWords<'_> {
                 };
                 self.run(ids, labels, &starts_of, starts)
             }
-            RowBoundaries::Tables {
+            Boundaries::Tables {
                 starts_word,
                 ends_word,
                 continuation,
@@ -743,7 +741,7 @@ impl SelectedWords<'_> {
                     for j in s..e {
                         labels[j] = ids[j];
                         if mask {
-                            ids[j] = spec.mask_id;
+                            ids[j] = self.vocab.mask_id;
                         } else if random_token {
                             ids[j] = random[rng::index(tok.at(j as u32), random.len())];
                         }
@@ -760,7 +758,7 @@ pub fn mask_row(
     ids: &mut [i64],
     labels: &mut [i64],
     extra_special: Option<&[u8]>,
-    boundaries: RowBoundaries,
+    boundaries: Boundaries,
     vocab: &Vocab,
     spec: &MaskSpec,
     wm: &WordMasking,
@@ -799,7 +797,7 @@ fn mask_row_with_word_list(
     ids: &mut [i64],
     labels: &mut [i64],
     extra_special: Option<&[u8]>,
-    boundaries: RowBoundaries,
+    boundaries: Boundaries,
     vocab: &Vocab,
     spec: &MaskSpec,
     wm: &WordMasking,
@@ -828,7 +826,7 @@ fn mask_row_with_word_list(
                 let v = rep.at(s as u32);
                 labels[s..e].copy_from_slice(&ids[s..e]);
                 if rng::below(v, spec.mask_below) {
-                    ids[s..e].fill(spec.mask_id);
+                    ids[s..e].fill(vocab.mask_id);
                 } else if rng::below(v, spec.random_below) {
                     let r = vocab.random_ids;
                     for (j, id) in ids[s..e].iter_mut().enumerate() {
@@ -886,19 +884,13 @@ pub fn select(spec: &MaskSpec, wm: &WordMasking, row_key: u32, scratch: &mut Scr
     scratch.words = words;
 }
 
-/// The accepted units of the last `select` call.
-#[cfg(test)]
-fn accepted(scratch: &Scratch) -> &[Unit] {
-    &scratch.accepted
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::masking::IGNORE_INDEX;
 
     fn spec(p: f64, count: Count, cap: usize) -> MaskSpec {
-        MaskSpec::new(p, 0.8, 0.1, count, cap, 3).unwrap()
+        MaskSpec::new(p, 0.8, 0.1, count, cap).unwrap()
     }
 
     /// Words of a row where every token starts a word except those listed as continuations.
@@ -921,7 +913,7 @@ mod tests {
         segment(
             &ids,
             |j| ids[j] != 1,
-            RowBoundaries::Tables {
+            Boundaries::Tables {
                 starts_word: &starts,
                 ends_word: &ends,
                 continuation: None,
@@ -963,15 +955,15 @@ mod tests {
         let mut starts = vec![0u8; 10];
         let mut ends = vec![0u8; 10];
         starts[1] = 1;
-        ends[2] = 1; // e.g. a punctuation token
+        ends[2] = ENDS_WORD_BREAK; // e.g. a punctuation token
         let ids = [1i64, 5, 2, 5, 5, 1, 5, 3, 1];
-        ends[3] = 2; // e.g. a lone `▁`: the next token continues its word
+        ends[3] = ENDS_WORD_JOIN; // e.g. a lone `▁`: the next token continues its word
         let word_starts = |cont: &[u8]| -> Vec<u32> {
             let mut words = Vec::new();
             segment(
                 &ids,
                 |_| true,
-                RowBoundaries::Tables {
+                Boundaries::Tables {
                     starts_word: &starts,
                     ends_word: &ends,
                     continuation: Some(cont),
@@ -990,7 +982,7 @@ mod tests {
         let ids = [7i64; 7];
         let wid = [-1i64, 0, 0, 1, -1, 1, 1];
         let mut words = Vec::new();
-        segment(&ids, |_| true, RowBoundaries::WordIds(&wid), &mut words);
+        segment(&ids, |_| true, Boundaries::WordIds(&wid), &mut words);
         let got: Vec<(u32, u32, bool)> =
             words.iter().map(|w| (w.start, w.len, w.segment)).collect();
         assert_eq!(got, vec![(1, 2, true), (3, 1, false), (5, 2, true)]);
@@ -1053,12 +1045,11 @@ mod tests {
     ) -> Vec<Unit> {
         scratch.words = words_of(n, &[], &[]);
         let wm = WordMasking {
-            boundaries: Boundaries::WordIds(&[]),
             units,
             replace: Replace::PerUnit,
         };
         select(&spec(p, count, cap), &wm, key, scratch);
-        accepted(scratch).to_vec()
+        scratch.accepted.to_vec()
     }
 
     #[test]
@@ -1150,12 +1141,11 @@ mod tests {
             ..Default::default()
         };
         let wm = WordMasking {
-            boundaries: Boundaries::WordIds(&[]),
             units: Units::Words,
             replace: Replace::PerUnit,
         };
         select(&spec(1.0, Count::Bernoulli, 4), &wm, 5, &mut scratch);
-        assert_eq!(accepted(&scratch).len(), 1);
+        assert_eq!(scratch.accepted.len(), 1);
     }
 
     #[test]
@@ -1166,26 +1156,28 @@ mod tests {
         let vocab = Vocab {
             is_special: &sp,
             random_ids: &rnd,
+            mask_id: 3,
+            pad_id: None,
         };
         let starts: Vec<u8> = (0..1000).map(|i| (i % 3 == 0) as u8).collect();
         let ends = vec![0u8; 1000];
+        let boundaries = Boundaries::Tables {
+            starts_word: &starts,
+            ends_word: &ends,
+            continuation: None,
+        };
         let wm = WordMasking {
-            boundaries: Boundaries::Tables {
-                starts_word: &starts,
-                ends_word: &ends,
-                continuation: None,
-            },
             units: Units::Words,
             replace: Replace::PerUnit,
         };
-        let spec = MaskSpec::new(0.5, 0.5, 0.0, Count::Bernoulli, usize::MAX, 3).unwrap();
+        let spec = MaskSpec::new(0.5, 0.5, 0.0, Count::Bernoulli, usize::MAX).unwrap();
         let mut scratch = Scratch::default();
         let (mut masked_words, mut kept_words) = (0, 0);
         for key in 0..100 {
             let orig: Vec<i64> = (0..300).map(|j| [999, 502, 505][j % 3]).collect();
             let mut ids = orig.clone();
             let mut labels = vec![IGNORE_INDEX; ids.len()];
-            let b = wm.boundaries.row(0, ids.len());
+            let b = boundaries.row(0, ids.len());
             mask_row(
                 &mut ids,
                 &mut labels,
@@ -1236,6 +1228,8 @@ mod tests {
         let vocab = Vocab {
             is_special: &is_special,
             random_ids: &random,
+            mask_id: 2,
+            pad_id: None,
         };
         let mut scratch = Scratch::default();
         let mut selected = 0;
@@ -1266,11 +1260,10 @@ mod tests {
                 },
             };
             let p = [0.0, 0.15, 0.5, 1.0][case % 4];
-            let spec = MaskSpec::new(p, 0.5, 0.3, Count::Bernoulli, usize::MAX, 2).unwrap();
+            let spec = MaskSpec::new(p, 0.5, 0.3, Count::Bernoulli, usize::MAX).unwrap();
             let extra = (case % 5 == 0).then_some(&flags[..]);
             let replace = [Replace::PerUnit, Replace::PerToken][case % 2];
             let wm = WordMasking {
-                boundaries,
                 units: Units::Words,
                 replace,
             };
@@ -1340,8 +1333,8 @@ mod tests {
 #[cfg(test)]
 mod bench {
     use super::*;
-    use crate::collate::{collate_with, Aligned, Collate, KeyMode, Outputs, Selection};
-    use crate::padding::Rows;
+    use crate::collate::{collate, Batch, Collate, KeyMode, Labels, Outputs, Selection};
+    use crate::padding::{Rows, Side};
     use std::time::Instant;
 
     /// Ids with BERT-like statistics: [CLS] ... [SEP], Zipf-like frequencies (log-uniform ids),
@@ -1382,10 +1375,9 @@ mod bench {
         best
     }
 
-    struct Case<'a> {
+    struct Case {
         name: &'static str,
-        cfg: Collate<'a>,
-        selection: Selection<'a>,
+        cfg: Collate,
     }
 
     #[test]
@@ -1396,58 +1388,58 @@ mod bench {
         let random: Vec<i64> = (4..30_000).collect();
         let row_starts: Vec<usize> = (0..rows).map(|r| r * len).collect();
         let lens = vec![len; rows];
-        let batch_rows = Rows::new(&values, &row_starts, &lens).unwrap();
-        let cfg = |mlm| Collate {
-            vocab: Vocab {
-                is_special: &special,
-                random_ids: &random,
-            },
-            spec: MaskSpec::new(0.15, 0.8, 0.1, Count::Bernoulli, usize::MAX, 3).unwrap(),
-            mlm,
+        let vocab = Vocab {
+            is_special: &special,
+            random_ids: &random,
+            mask_id: 3,
             pad_id: Some(0),
-            left: false,
+        };
+        let batch = Batch {
+            rows: Rows::new(&values, &row_starts, &lens).unwrap(),
+            special: None,
+            attention: None,
+            boundaries: Some(Boundaries::Tables {
+                starts_word: &starts_word,
+                ends_word: &ends_word,
+                continuation: None,
+            }),
             key_words: &[1, 2, 3],
+        };
+        let spec = || MaskSpec::new(0.15, 0.8, 0.1, Count::Bernoulli, usize::MAX).unwrap();
+        let cfg = |labels| Collate {
+            side: Side::Right,
             key_mode: KeyMode::RowIndex,
+            labels,
         };
-        let tables = Boundaries::Tables {
-            starts_word: &starts_word,
-            ends_word: &ends_word,
-            continuation: None,
-        };
-        let words = |units, replace| {
-            Selection::Words(WordMasking {
-                boundaries: tables,
-                units,
-                replace,
-            })
+        let words = |units, replace| Labels::Masked {
+            spec: spec(),
+            selection: Selection::Words(WordMasking { units, replace }),
         };
         let spans =
             || Units::Spans(SpanSpec::new(Lengths::geometric(0.2, 10).unwrap(), 0.15).unwrap());
         let cases = [
             Case {
                 name: "padding only",
-                cfg: cfg(false),
-                selection: Selection::Tokens,
+                cfg: cfg(Labels::Copied),
             },
             Case {
                 name: "token",
-                cfg: cfg(true),
-                selection: Selection::Tokens,
+                cfg: cfg(Labels::Masked {
+                    spec: spec(),
+                    selection: Selection::Tokens,
+                }),
             },
             Case {
                 name: "word",
-                cfg: cfg(true),
-                selection: words(Units::Words, Replace::PerUnit),
+                cfg: cfg(words(Units::Words, Replace::PerUnit)),
             },
             Case {
                 name: "word, per token",
-                cfg: cfg(true),
-                selection: words(Units::Words, Replace::PerToken),
+                cfg: cfg(words(Units::Words, Replace::PerToken)),
             },
             Case {
                 name: "span",
-                cfg: cfg(true),
-                selection: words(spans(), Replace::PerUnit),
+                cfg: cfg(words(spans(), Replace::PerUnit)),
             },
         ];
         let n = rows * len;
@@ -1459,7 +1451,7 @@ mod bench {
             .iter()
             .zip(outputs.iter_mut())
             .map(|(case, (a, b, c))| {
-                let rows = &batch_rows;
+                let (vocab, batch) = (&vocab, &batch);
                 Box::new(move || {
                     let out = Outputs {
                         ids: a,
@@ -1467,7 +1459,7 @@ mod bench {
                         attention: c,
                         width: len,
                     };
-                    collate_with(rows, Aligned::default(), &case.cfg, &case.selection, out).unwrap()
+                    collate(&case.cfg, vocab, batch, out).unwrap()
                 }) as Box<dyn FnMut()>
             })
             .collect();
@@ -1498,14 +1490,16 @@ mod bench {
         let vocab = Vocab {
             is_special: &special,
             random_ids: &random,
+            mask_id: 3,
+            pad_id: Some(0),
         };
-        let spec = MaskSpec::new(0.15, 0.8, 0.1, Count::Bernoulli, usize::MAX, 3).unwrap();
+        let spec = MaskSpec::new(0.15, 0.8, 0.1, Count::Bernoulli, usize::MAX).unwrap();
+        let boundaries = Boundaries::Tables {
+            starts_word: &starts_word,
+            ends_word: &ends_word,
+            continuation: None,
+        };
         let wm = WordMasking {
-            boundaries: Boundaries::Tables {
-                starts_word: &starts_word,
-                ends_word: &ends_word,
-                continuation: None,
-            },
             units: Units::Words,
             replace: Replace::PerUnit,
         };
@@ -1519,7 +1513,7 @@ mod bench {
                 labels.fill(crate::masking::IGNORE_INDEX);
                 let rows = ids.chunks_mut(len).zip(labels.chunks_mut(len));
                 for (r, (row, lab)) in rows.enumerate() {
-                    let b = wm.boundaries.row(r * len, len);
+                    let b = boundaries.row(r * len, len);
                     let f = if list {
                         mask_row_with_word_list
                     } else {

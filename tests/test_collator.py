@@ -413,6 +413,14 @@ def test_bad_rows_name_the_problem(bert_tokenizer, batch, exc, match):
         mlmkit.DataCollatorForLanguageModeling(bert_tokenizer, seed=0)(batch)
 
 
+def test_long_text_rows_are_shown_cut_whether_str_or_bytes(bert_tokenizer):
+    c = mlmkit.DataCollatorForLanguageModeling(bert_tokenizer, seed=0)
+    for row, shown in (("t" * 50, repr("t" * 40)), (b"b" * 50, repr(b"b" * 40))):
+        with pytest.raises(TypeError) as e:
+            c([row])
+        assert f"row 0 is a string ({shown}...): token ids are needed" in str(e.value)
+
+
 def test_meta_tensors_are_refused_on_the_torch_path(bert_tokenizer):
     c = mlmkit.DataCollatorForLanguageModeling(bert_tokenizer, seed=0)
     meta = torch.empty((2, 3), dtype=torch.long, device="meta")
@@ -424,6 +432,7 @@ def test_meta_tensors_are_refused_on_the_torch_path(bert_tokenizer):
 
 def test_core_rejects_non_contiguous_and_mismatched_buffers(bert_tokenizer):
     from mlmkit import _core
+    from mlmkit.batch import Columns, Ragged
 
     c = mlmkit.DataCollatorForLanguageModeling(bert_tokenizer, seed=0)
     t = c.tables
@@ -432,26 +441,9 @@ def test_core_rejects_non_contiguous_and_mismatched_buffers(bert_tokenizer):
     out = [np.empty((2, 10), np.int64) for _ in range(3)]
 
     def call(v=values, s=starts, n=lens, o=out):
-        _core.collate_batch(
-            v,
-            s,
-            n,
-            None,
-            t.is_special,
-            t.random_ids,
-            np.zeros(1, np.uint32),
-            False,
-            True,
-            0.15,
-            0.8,
-            0.1,
-            False,
-            None,
-            t.mask_id,
-            t.pad_id,
-            False,
-            *o,
-        )
+        rows = Ragged(v, s, n)
+        columns = Columns(rows, rows, int(n.max()))
+        _core.collate(c.settings, t, columns, np.zeros(1, np.uint32), tuple(o))
 
     call()
     with pytest.raises(ValueError, match="C-contiguous"):

@@ -280,6 +280,27 @@ def test_bad_block_size(bad):
         GroupTexts(bad)
 
 
+def test_the_kernel_refuses_a_bad_block_size_in_the_same_words():
+    from mlmkit import _core
+
+    with pytest.raises(ValueError) as python_side:
+        GroupTexts(0)
+    with pytest.raises(ValueError) as kernel_side:
+        _core.group_plan(
+            [np.array([0, 3], np.int64)],
+            block_size=0,
+            prefix=0,
+            suffix=0,
+            separator=False,
+            tail="drop",
+        )
+    assert (
+        str(kernel_side.value)
+        == str(python_side.value)
+        == ("block_size must be a positive integer, got 0")
+    )
+
+
 def test_block_size_smaller_than_the_special_tokens(bert_tokenizer):
     with pytest.raises(ValueError, match="block_size 2 is too small: each block holds 2 special"):
         GroupTexts(2, bert_tokenizer, add_special_tokens=True)

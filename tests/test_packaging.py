@@ -30,3 +30,15 @@ def test_the_mlmkit_script_runs_the_command_line(capsys):
         main(["bench", "--help"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.startswith("usage: mlmkit bench")
+
+
+def test_one_extension_serves_every_supported_cpython():
+    """The extension is built for the stable ABI of the oldest supported CPython, so one wheel
+    installs on every CPython the project supports."""
+    cargo = tomllib.loads((ROOT / "Cargo.toml").read_text())
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    oldest = project["requires-python"].removeprefix(">=")
+    abi = "abi3-py" + oldest.replace(".", "")
+    assert abi in cargo["dependencies"]["pyo3"]["features"]
+    name = pathlib.Path(mlmkit._core.__file__).name
+    assert name.endswith((".abi3.so", ".pyd")), name

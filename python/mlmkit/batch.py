@@ -1,20 +1,27 @@
-"""Turning what a DataLoader hands a collator into flat token buffers, without Python loops
-over tokens."""
+"""Turning what a DataLoader hands a collator into aligned flat columns, without Python loops
+over tokens: `columns` reads a batch into `Columns`, which the kernel (`_core.collate`) reads."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from . import _core
 
-_KERNEL_DTYPES = {
-    np.dtype(t) for t in (np.int64, np.int32, np.uint32, np.uint16, np.int16, np.uint8)
-}
+if TYPE_CHECKING:
+    from .vocab import TokenizerTables
+    from .word_boundaries import WordTables
+
+_KERNEL_DTYPES = {np.dtype(t) for t in _core.TOKEN_ID_DTYPES}
+
+# Per-token columns that describe word boundaries; consumed, never passed to the model.
+BOUNDARY_COLUMNS = ("word_ids", "chinese_ref")
+# Columns the collator consumes or rebuilds instead of passing through.
+_CONSUMED = {"input_ids", "attention_mask", "special_tokens_mask", "labels", "offset_mapping"}
 _TOKENIZE_FIRST = (
     "token ids are needed: tokenize the text first, e.g. "
     "dataset.map(lambda b: tokenizer(b['text']), batched=True)"
@@ -79,8 +86,8 @@ def _to_numpy(x: Any, what: str) -> np.ndarray:
 
 def _check_not_text(row: Any, what: str) -> None:
     if isinstance(row, (str, bytes)):
-        shown = row if len(row) <= 40 else row[:40] + "..."
-        raise TypeError(f"{what} is a string ({shown!r}): {_TOKENIZE_FIRST}")
+        shown = repr(row[:40]) + ("..." if len(row) > 40 else "")
+        raise TypeError(f"{what} is a string ({shown}): {_TOKENIZE_FIRST}")
 
 
 def as_ragged(rows: Any, name: str, none: int | None = None, bools: bool = False) -> Ragged:
@@ -204,3 +211,131 @@ def attention_values(rows: Any, ids: Ragged) -> np.ndarray:
             f"{int(values[k])}: an attention mask holds 0 and 1"
         )
     return values
+
+
+def continuation_flags(rows: Any, ids: Ragged) -> np.ndarray:
+    """uint8 flags at input_ids' flat offsets from per-row reference positions (`chinese_ref`)."""
+    refs = as_ragged(rows, "chinese_ref")
+    if len(refs.lens) != len(ids.lens):
+        raise ValueError(f"chinese_ref has {len(refs.lens)} rows but input_ids has {len(ids.lens)}")
+    row = np.repeat(np.arange(len(refs.lens)), refs.lens)
+    pos = refs.values.astype(np.int64)
+    bad = np.flatnonzero((pos < 0) | (pos >= ids.lens[row]))
+    if bad.size:
+        i = int(bad[0])
+        r = int(row[i])
+        raise ValueError(
+            f"chinese_ref row {r} has position {int(pos[i])}, outside its input_ids row of "
+            f"{int(ids.lens[r])} tokens"
+        )
+    flags = np.zeros(len(ids.values), dtype=np.uint8)
+    flags[ids.starts[row] + pos] = 1
+    return flags
+
+
+@dataclass
+class Columns:
+    """A batch as flat columns at one set of offsets, those of `rows.values`: `rows` are the
+    input_ids rows as given (the outputs keep their layout), `content` the same rows without the
+    surplus padding at their padding side's end (masks and keyed streams count from it), `width`
+    the longest row. Every per-token column is laid out at the same offsets."""
+
+    rows: Ragged
+    content: Ragged
+    width: int
+    attention: np.ndarray | None = None  # int64 0/1, the batch's own attention_mask
+    special: np.ndarray | None = None  # uint8 0/1, the batch's special_tokens_mask
+    word_ids: np.ndarray | None = None  # int64, negative outside words
+    continuation: np.ndarray | None = None  # uint8, tokens that continue a word (chinese_ref)
+    word_tables: WordTables | None = None  # the tokenizer's, when no word_ids column is given
+    passed: dict[str, np.ndarray] = field(default_factory=dict)  # padded into the outputs
+    scalars: dict[str, Any] = field(default_factory=dict)  # one value per row, stacked
+
+    def take(self, index: np.ndarray, rows: Ragged, content: Ragged) -> Columns:
+        """The columns at the flat positions `index` (rows and content given over them)."""
+
+        def cut(values: np.ndarray | None) -> np.ndarray | None:
+            return None if values is None else values.take(index)
+
+        return Columns(
+            rows,
+            content,
+            int(rows.lens.max()),
+            cut(self.attention),
+            cut(self.special),
+            cut(self.word_ids),
+            cut(self.continuation),
+            self.word_tables,
+            {name: values.take(index) for name, values in self.passed.items()},
+            self.scalars,
+        )
+
+
+def columns(
+    examples: Any,
+    tables: TokenizerTables,
+    padding_side: str,
+    framework: str,
+    word_tables: Callable[[], WordTables] | None = None,
+) -> Columns:
+    """Read a batch into aligned columns: input_ids, its attention and special-token masks,
+    word boundaries when `word_tables` is given (whole-word masking: a `word_ids` column, else the
+    tokenizer's tables from `word_tables()`, merged by a `chinese_ref` column), the per-token
+    columns passed to the model and the per-row scalars. Each column is checked row by row
+    against input_ids."""
+    cols = columns_of(examples)
+    ids = as_ragged(cols["input_ids"], "input_ids")
+    out = Columns(ids, ids, 0)
+    if "attention_mask" in cols:
+        out.attention = attention_values(cols["attention_mask"], ids)
+    if "special_tokens_mask" in cols:
+        s = aligned_values(cols["special_tokens_mask"], "special_tokens_mask", ids, bools=True)
+        out.special = np.ascontiguousarray(s != 0, dtype=np.uint8)
+    if word_tables is not None:
+        _read_boundaries(cols, ids, word_tables, out)
+    for name, rows in cols.items():
+        if name in _CONSUMED or name in BOUNDARY_COLUMNS:
+            continue
+        if is_scalar(rows[0]):
+            out.scalars[name] = _stack_scalars(rows, name, framework)
+        elif isinstance(rows[0], str):
+            raise ValueError(
+                f"column {name!r} holds strings, which cannot be batched; remove it from the "
+                "dataset (Trainer does unless remove_unused_columns=False)"
+            )
+        else:
+            out.passed[name] = aligned_values(rows, name, ids, bools=True)
+    starts, lens, out.width = _core.trim_padding(ids, tables, padding_side, out.attention)
+    out.content = Ragged(ids.values, starts, lens)
+    return out
+
+
+def _read_boundaries(
+    cols: dict[str, Any], ids: Ragged, word_tables: Callable[[], WordTables], out: Columns
+) -> None:
+    word_ids = cols.get("word_ids")
+    refs = cols.get("chinese_ref")
+    if word_ids is not None and refs is not None:
+        raise ValueError(
+            "the batch has both 'word_ids' and 'chinese_ref': give word boundaries one way"
+        )
+    if word_ids is not None:
+        values = aligned_values(word_ids, "word_ids", ids, none=-1)
+        out.word_ids = np.ascontiguousarray(values, dtype=np.int64)
+        return
+    out.word_tables = word_tables()
+    if refs is not None:
+        out.continuation = continuation_flags(refs, ids)
+
+
+def _stack_scalars(rows: list[Any], name: str, framework: str) -> Any:
+    arr = np.asarray([_to_item(r) for r in rows])
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"column {name!r} holds values of type {arr.dtype} that cannot be batched")
+    if arr.dtype.kind in "iu":
+        arr = arr.astype(np.int64)
+    return torch.from_numpy(arr) if framework == "pt" else arr
+
+
+def _to_item(x: Any) -> Any:
+    return x.item() if isinstance(x, (np.ndarray, np.generic, torch.Tensor)) else x

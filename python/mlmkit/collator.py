@@ -4,7 +4,6 @@ transformers 5 removed) on top of it."""
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -13,30 +12,16 @@ import torch
 from transformers import PreTrainedTokenizerBase
 from transformers.data.data_collator import DataCollatorMixin
 
-from . import _core, cropping, seeding
-from .batch import Ragged, aligned_values, as_ragged, attention_values, columns_of, is_scalar
+from . import _core, batch, cropping, seeding, validation
+from .batch import Ragged
 from .length_plan import LengthPlan, MaxLengthField
-from .vocab import RandomTokens, TokenizerTables, tokenizer_state, tokenizer_tables
+from .vocab import RANDOM_TOKENS, RandomTokens, TokenizerTables, tokenizer_state, tokenizer_tables
 from .word_boundaries import word_tables
-from .word_masking import (
-    BOUNDARY_COLUMNS,
-    Masking,
-    ReplacePer,
-    check_span_options,
-    resolve_masking,
-    word_arguments,
-)
+from .word_masking import Masking, ReplacePer, check_span_options, resolve_masking
 
 MaskCount = Literal["bernoulli", "exact"]
-
-# Columns the collator consumes or rebuilds instead of passing through.
-_CONSUMED = {"input_ids", "attention_mask", "special_tokens_mask", "labels", "offset_mapping"}
-
-
-def _check_probability(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
-    return float(value)
+MASK_COUNTS: tuple[MaskCount, ...] = ("bernoulli", "exact")
+_NO_WORDS = np.zeros(0, dtype=np.uint32)
 
 
 @dataclass
@@ -72,6 +57,10 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
             pad and mask): `[CLS] window [SEP]` for rows wrapped in the tokenizer's special
             tokens, every per-token column cut alike. Sentence pairs are never cropped (an
             error when longer). `mlmkit.SequenceLengthSchedule` changes it during training.
+
+    Custom loops:
+        device: return the batch's tensors on this device (num_workers=0). For CUDA the outputs
+            are allocated in pinned memory and copied with non_blocking=True.
     """
 
     tokenizer: PreTrainedTokenizerBase
@@ -94,6 +83,7 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
     max_span_length: int = 10
     max_ngram: int = 3
     max_length: int | None = MaxLengthField()  # type: ignore[assignment]
+    device: str | torch.device | None = None
 
     def __post_init__(self) -> None:
         if self.tokenizer is None:
@@ -104,40 +94,33 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
         )
         if self.mlm_probability is None and not self.mlm:
             self.mlm_probability = 0.0  # transformers allows None without MLM
-        self.mlm_probability = _check_probability("mlm_probability", self.mlm_probability)
-        self.mask_replace_prob = _check_probability("mask_replace_prob", self.mask_replace_prob)
-        self.random_replace_prob = _check_probability(
+        self.mlm_probability = validation.probability("mlm_probability", self.mlm_probability)
+        self.mask_replace_prob = validation.probability("mask_replace_prob", self.mask_replace_prob)
+        self.random_replace_prob = validation.probability(
             "random_replace_prob", self.random_replace_prob
         )
-        if self.mask_replace_prob + self.random_replace_prob > 1.0 + 1e-12:
-            raise ValueError(
-                "mask_replace_prob + random_replace_prob must not exceed 1, got "
-                f"{self.mask_replace_prob} + {self.random_replace_prob}"
-            )
-        if self.return_tensors not in ("pt", "np"):
-            raise ValueError(f"return_tensors must be 'pt' or 'np', got {self.return_tensors!r}")
-        if self.mask_count not in ("bernoulli", "exact"):
-            raise ValueError(f"mask_count must be 'bernoulli' or 'exact', got {self.mask_count!r}")
-        if self.random_tokens not in ("non_special", "uniform"):
-            raise ValueError(
-                f"random_tokens must be 'non_special' or 'uniform', got {self.random_tokens!r}"
-            )
-        for name in ("pad_to_multiple_of", "max_predictions"):
-            value = getattr(self, name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+        validation.replacement_split(self.mask_replace_prob, self.random_replace_prob)
+        validation.one_of("return_tensors", self.return_tensors, ("pt", "np"))
+        validation.one_of("mask_count", self.mask_count, MASK_COUNTS)
+        validation.one_of("random_tokens", self.random_tokens, RANDOM_TOKENS)
+        self.pad_to_multiple_of = validation.optional_positive_int(
+            "pad_to_multiple_of", self.pad_to_multiple_of
+        )
+        self.max_predictions = validation.optional_positive_int(
+            "max_predictions", self.max_predictions
+        )
         if self.keyed and self.seed is None:
             raise ValueError(
                 "keyed=True makes masks a function of (seed, epoch, content): pass a seed"
             )
         self._tables: TokenizerTables | None = None
+        self._settings_cache: tuple[tuple[Any, ...], _core.CollateSettings] | None = None
         self._schedule: seeding.EpochSchedule = self.__dict__["_schedule"]  # made by `epoch`
         self._lengths: LengthPlan = self.__dict__["_lengths"]  # made by `max_length`
         self._cursor = seeding.BatchCursor()
         self._template: tuple[Any, ...] | None = None
         _ = self.tables  # fail now, not at the first batch, if the mask token is missing
+        _ = self.settings
         self._check_max_length(self.max_length)
         self._check_device()
         self._built = True
@@ -151,9 +134,53 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
             self._tables = tables
         return tables
 
+    @property
+    def settings(self) -> _core.CollateSettings:
+        """This configuration's settings for the kernels, rebuilt when a field changes."""
+        config = (
+            self.mlm,
+            self.whole_word_mask,
+            self.masking,
+            self.mlm_probability,
+            self.mask_replace_prob,
+            self.random_replace_prob,
+            self.mask_count,
+            self.max_predictions,
+            self.replace_per,
+            self.span_geometric_p,
+            self.max_span_length,
+            self.max_ngram,
+            self.keyed,
+            self.tokenizer.padding_side,
+        )
+        cached = self._settings_cache
+        if cached is not None and cached[0] == config:
+            return cached[1]
+        masking = resolve_masking(self.whole_word_mask, self.masking, self.mlm)
+        probability = self.mlm_probability
+        assert probability is not None  # a float since __post_init__
+        settings = _core.CollateSettings(
+            masking=masking if self.mlm else None,
+            mlm_probability=probability,
+            mask_replace_prob=self.mask_replace_prob,
+            random_replace_prob=self.random_replace_prob,
+            mask_count=self.mask_count,
+            max_predictions=self.max_predictions,
+            replace_per=self.replace_per,
+            span_geometric_p=self.span_geometric_p,
+            max_span_length=self.max_span_length,
+            max_ngram=self.max_ngram,
+            padding_side=self.tokenizer.padding_side,
+            key_mode="content" if self.keyed else "row_index",
+        )
+        self._settings_cache = (config, settings)
+        return settings
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_tables"] = None  # derived; rebuilt lazily in the process that uses it
+        # Derived; rebuilt lazily in the process that uses them.
+        state["_tables"] = None
+        state["_settings_cache"] = None
         state["_template"] = None
         state["_cursor"] = seeding.BatchCursor()  # a copy counts its own batches
         return state
@@ -226,140 +253,51 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
         output (unless masked); `keep_width` (for the `*_mask_tokens` methods) leaves
         `pad_to_multiple_of` out."""
         tables = self.tables
+        settings = self.settings
         position = seeding.batch_position(self._schedule, self._cursor)
-        cols = columns_of(examples)
-        ids = as_ragged(cols["input_ids"], "input_ids")
-        left = self.tokenizer.padding_side == "left"
-
-        # Aligned columns are read at input_ids' flat offsets, checked against the rows as given.
-        attention = None
-        if "attention_mask" in cols:
-            attention = attention_values(cols["attention_mask"], ids)
-        special = None
-        if "special_tokens_mask" in cols:
-            s = aligned_values(cols["special_tokens_mask"], "special_tokens_mask", ids, bools=True)
-            special = np.ascontiguousarray(s != 0, dtype=np.uint8)
-        words = None
-        masking = resolve_masking(self.whole_word_mask, self.masking, self.mlm)
-        if masking != "token":
-            words = word_arguments(
-                cols,
-                ids,
-                masking,
-                self.replace_per,
-                self.span_geometric_p,
-                self.max_span_length,
-                self.max_ngram,
-                lambda: word_tables(self.tokenizer),
-            )
-        passed: dict[str, np.ndarray] = {}
-        scalars: dict[str, Any] = {}
-        for name, rows in cols.items():
-            if name in _CONSUMED or name in BOUNDARY_COLUMNS:
-                continue
-            if is_scalar(rows[0]):
-                scalars[name] = _stack_scalars(rows, name, framework)
-            elif isinstance(rows[0], str):
-                raise ValueError(
-                    f"column {name!r} holds strings, which cannot be batched; remove it from the "
-                    "dataset (Trainer does unless remove_unused_columns=False)"
-                )
-            else:
-                passed[name] = aligned_values(rows, name, ids, bools=True)
-
-        # Content: each row without the surplus padding at its padding-side end (positions and
-        # keyed masks count from it). The output keeps the input's layout.
-        raw_starts, raw_lens = ids.starts, ids.lens
-        content = Ragged(ids.values, raw_starts.copy(), raw_lens.copy())
-        width = _core.trim_padding(
-            ids.values,
-            content.starts,
-            content.lens,
-            tables.pad_id,
-            tables.pad_is_unique,
-            left,
-            "input_ids",
-            attention,
-        )
+        words = (lambda: word_tables(self.tokenizer)) if settings.masks_words else None
+        columns = batch.columns(examples, tables, self.tokenizer.padding_side, framework, words)
         limit = self._lengths.at(position.step, self._cursor.training)
-        if limit is not None and width > limit:
+        if limit is not None and columns.width > limit:
             if keep_width:
-                _check_fits(content, limit)
+                _check_fits(columns.content, limit)
             else:
-                crop = cropping.crop_rows(
-                    ids,
-                    content,
+                columns = cropping.crop(
+                    columns,
+                    settings,
                     limit,
                     self.window_template(),
                     lambda: self._key_words(position),
-                    self.keyed,
-                    passed.get("token_type_ids"),
-                    next((c for c in cropping.PAIR_LABELS if c in cols), None),
                 )
-                ids, content = crop.rows, crop.content
-                raw_starts, raw_lens = ids.starts, ids.lens
-                attention = None if attention is None else crop.take(attention)
-                special = None if special is None else crop.take(special)
-                if words is not None:
-                    for name in ("word_ids", "continuation"):
-                        if words[name] is not None:
-                            words[name] = crop.take(words[name])
-                passed = {name: crop.take(values) for name, values in passed.items()}
-                width = int(raw_lens.max())
+        rows, width = columns.rows, columns.width
         if self.pad_to_multiple_of and not keep_width:
             width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
-        if tables.pad_id is None and bool((raw_lens < width).any()):
-            raise ValueError(_no_pad_message(raw_lens, width, self.pad_to_multiple_of))
-        shape = (len(raw_lens), width)
+        if tables.pad_id is None and bool((rows.lens < width).any()):
+            raise ValueError(_no_pad_message(rows.lens, width, self.pad_to_multiple_of))
+        shape = (len(rows.lens), width)
 
         input_ids, ids_out = self._empty(shape, framework)
         labels, labels_out = self._empty(shape, framework)
-        attention_out, attention_np = self._empty(shape, framework)
-        _core.collate_batch(
-            content.values,
-            content.starts,
-            content.lens,
-            special,
-            tables.is_special,
-            tables.random_ids,
-            self._key_words(position) if self.mlm else np.zeros(0, np.uint32),
-            self.keyed,
-            self.mlm,
-            self.mlm_probability,
-            self.mask_replace_prob,
-            self.random_replace_prob,
-            self.mask_count == "exact",
-            self.max_predictions,
-            tables.mask_id,
-            tables.pad_id,
-            left,
-            ids_out,
-            labels_out,
-            attention_np,
-            words,
-            attention,
-        )
-        batch: dict[str, Any] = {"input_ids": input_ids}
-        for name, values in passed.items():
-            fill = self._fill_value(name)
-            out, out_np = self._empty(shape, framework)
-            _core.pad_column(values, raw_starts, raw_lens, fill, left, out_np)
-            batch[name] = out
-        batch.update(scalars)
-        batch["attention_mask"] = attention_out
-        batch["labels"] = labels
-        return batch
+        attention, attention_out = self._empty(shape, framework)
+        key_words = self._key_words(position) if self.mlm else _NO_WORDS
+        _core.collate(settings, tables, columns, key_words, (ids_out, labels_out, attention_out))
+        out: dict[str, Any] = {"input_ids": input_ids}
+        side = self.tokenizer.padding_side
+        for name, values in columns.passed.items():
+            column, column_out = self._empty(shape, framework)
+            _core.pad_column(
+                values, rows.starts, rows.lens, self._fill_value(name), side, column_out
+            )
+            out[name] = column
+        out.update(columns.scalars)
+        out["attention_mask"] = attention
+        out["labels"] = labels
+        return out
 
     def _fill_value(self, name: str) -> int:
         if name == "token_type_ids":
             return int(getattr(self.tokenizer, "pad_token_type_id", 0) or 0)
         return 0
-
-    # ---- Masking on the target device (torch path) and the `device` option ----------------
-
-    device: str | torch.device | None = None
-    """Return the batch's tensors on this device (custom loops with num_workers=0). For CUDA the
-    outputs are allocated in pinned memory and copied with non_blocking=True."""
 
     def _check_device(self) -> None:
         self._device = None if self.device is None else _parse_device(self.device)
@@ -552,19 +490,6 @@ def _no_pad_message(lens: np.ndarray, width: int, multiple: int | None) -> str:
         "tokenizer has no pad token: set one, e.g. tokenizer.pad_token = tokenizer.eos_token, "
         "or collate rows of equal length"
     )
-
-
-def _stack_scalars(rows: list[Any], name: str, framework: str) -> Any:
-    arr = np.asarray([_to_item(r) for r in rows])
-    if arr.dtype.kind not in "biuf":
-        raise ValueError(f"column {name!r} holds values of type {arr.dtype} that cannot be batched")
-    if arr.dtype.kind in "iu":
-        arr = arr.astype(np.int64)
-    return torch.from_numpy(arr) if framework == "pt" else arr
-
-
-def _to_item(x: Any) -> Any:
-    return x.item() if isinstance(x, (np.ndarray, np.generic, torch.Tensor)) else x
 
 
 def _parse_device(device: str | torch.device) -> torch.device:

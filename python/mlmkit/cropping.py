@@ -17,32 +17,17 @@ key words drawn from torch for the windows, before the masks draw theirs). See
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from . import _core
-from .batch import Ragged
+from .batch import Columns, Ragged
 from .templates import single_template
 
 # Columns that make a batch one of sentence pairs (NSP/SOP): its rows are never cropped.
 PAIR_LABELS = ("next_sentence_label", "sentence_order_label")
 _NO_WORDS = np.zeros(0, dtype=np.uint32)
-
-
-@dataclass
-class Crop:
-    """The rows after cropping: `rows` (with their remaining padding) and their `content`, over
-    the gathered values; `index` holds the input's flat positions they keep."""
-
-    index: np.ndarray
-    rows: Ragged
-    content: Ragged
-
-    def take(self, values: np.ndarray) -> np.ndarray:
-        """A column laid out at input_ids' flat offsets, cut like input_ids."""
-        return values.take(self.index)
 
 
 def window_template(tokenizer: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -54,38 +39,34 @@ def window_template(tokenizer: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
         return (), ()
 
 
-def crop_rows(
-    ids: Ragged,
-    content: Ragged,
+def crop(
+    columns: Columns,
+    settings: _core.CollateSettings,
     max_length: int,
     template: tuple[tuple[int, ...], tuple[int, ...]],
     key_words: Callable[[], np.ndarray],
-    keyed: bool,
-    token_types: np.ndarray | None = None,
-    pair_column: str | None = None,
-) -> Crop:
-    """Crop rows (as given, and their content without surplus padding) to `max_length` tokens.
-    `key_words` is called only when a row needs a window (the torch-seeded mode draws them)."""
+) -> Columns:
+    """The batch's rows (and every column aligned with them) cropped to `max_length` tokens, the
+    windows keyed as `settings` keys the masks. `key_words` is called only when a row needs a
+    window (the torch-seeded mode draws them)."""
+    content = columns.content
     long = content.lens > max_length
     words = _NO_WORDS
     if long.any():
-        _check_not_pairs(content, long, max_length, token_types, pair_column)
+        pair_column = next(
+            (c for c in PAIR_LABELS if c in columns.scalars or c in columns.passed), None
+        )
+        _check_not_pairs(
+            content, long, max_length, columns.passed.get("token_type_ids"), pair_column
+        )
         words = key_words()
-    prefix, suffix = template
     index, starts, lens, content_starts, content_lens = _core.crop_rows(
-        ids.values,
-        ids.starts,
-        ids.lens,
-        content.starts,
-        content.lens,
-        max_length,
-        list(prefix),
-        list(suffix),
-        words,
-        keyed,
+        settings, columns.rows, content, max_length, template, words
     )
-    values = ids.values.take(index)
-    return Crop(index, Ragged(values, starts, lens), Ragged(values, content_starts, content_lens))
+    values = columns.rows.values.take(index)
+    return columns.take(
+        index, Ragged(values, starts, lens), Ragged(values, content_starts, content_lens)
+    )
 
 
 def _check_not_pairs(

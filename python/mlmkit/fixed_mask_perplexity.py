@@ -26,10 +26,11 @@ from torch.utils.data import DataLoader
 from transformers import TrainerCallback
 from transformers.trainer_callback import DefaultFlowCallback
 
+from .batch import BOUNDARY_COLUMNS
 from .collator import DataCollatorForLanguageModeling
 from .metrics import check_logits, mlm_logits, summarize, token_sums
-from .seeding import integer_like
-from .word_masking import BOUNDARY_COLUMNS, resolve_masking
+from .validation import integer_like
+from .word_masking import resolve_masking
 
 _EVAL_LOG = re.compile(r"^eval(_.+)?_runtime$")
 _MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 
-from . import _core
+from . import _core, validation
 from .arrow_lists import (
     FlatList,
     chunks_of,
@@ -25,6 +25,7 @@ from .arrow_lists import (
 from .templates import single_template
 
 Tail = Literal["drop", "pad", "keep"]
+TAILS: tuple[Tail, ...] = ("drop", "pad", "keep")
 FillValue = int | None
 
 # (value at inserted special/separator tokens, value at padding) per known aligned column;
@@ -34,7 +35,7 @@ DEFAULT_FILL: dict[str, tuple[FillValue, FillValue]] = {
     "special_tokens_mask": (1, 1),
     "token_type_ids": (0, 0),
     "word_ids": (None, None),
-    "labels": (-100, -100),
+    "labels": (_core.IGNORE_INDEX, _core.IGNORE_INDEX),
 }
 _OTHER_FILL: tuple[FillValue, FillValue] = (0, 0)
 
@@ -106,12 +107,8 @@ class GroupTexts:
     labels: bool = False
 
     def __post_init__(self, tokenizer: Any) -> None:
-        bs = self.block_size
-        if isinstance(bs, bool) or not isinstance(bs, numbers.Integral) or bs < 1:
-            raise ValueError(f"block_size must be a positive integer, got {bs!r}")
-        self.block_size = int(bs)
-        if self.tail not in ("drop", "pad", "keep"):
-            raise ValueError(f"tail must be 'drop', 'pad' or 'keep', got {self.tail!r}")
+        self.block_size = validation.positive_int("block_size", self.block_size)
+        validation.one_of("tail", self.tail, TAILS)
         self.separator = self._resolve_separator(tokenizer)
         self.prefix = tuple(_check_id(i, "prefix token") for i in self.prefix)
         self.suffix = tuple(_check_id(i, "suffix token") for i in self.suffix)
@@ -188,8 +185,6 @@ class GroupTexts:
             raise ValueError(f"separator id {sep} is outside the vocabulary [0, {len(tokenizer)})")
         return sep
 
-    # -- the map function -------------------------------------------------------------------
-
     def __call__(self, batch: Any) -> Any:
         if isinstance(batch, pa.RecordBatch):
             batch = pa.Table.from_batches([batch])
@@ -250,11 +245,11 @@ class GroupTexts:
             raise ValueError(f"column {self.column!r} has a missing (null) token id")
         plan = _core.group_plan(
             [f.raw_offsets for f in ids_flat],
-            self.block_size,
-            len(self.prefix),
-            len(self.suffix),
-            self.separator is not None,
-            self.tail,
+            block_size=self.block_size,
+            prefix=len(self.prefix),
+            suffix=len(self.suffix),
+            separator=self.separator is not None,
+            tail=self.tail,
         )
         offsets = plan.offsets()
         large = pa.types.is_large_list(ids.type)
@@ -295,9 +290,12 @@ class GroupTexts:
         if self.labels:
             if pa.types.is_unsigned_integer(ids.type.value_type):
                 raise ValueError(
-                    f"labels=True needs signed token ids (labels use -100), got {ids.type}"
+                    f"labels=True needs signed token ids (labels use {_core.IGNORE_INDEX}), got "
+                    f"{ids.type}"
                 )
-            out["labels"] = cut("labels", ids_flat, (self.prefix, self.suffix, sep), -100)
+            out["labels"] = cut(
+                "labels", ids_flat, (self.prefix, self.suffix, sep), _core.IGNORE_INDEX
+            )
         if self.tail == "pad" and "attention_mask" not in out:
             inserted, pad_value = self.fill.get("attention_mask", DEFAULT_FILL["attention_mask"])
             out["attention_mask"] = _cut(
@@ -425,25 +423,45 @@ def _cut(
     pad_value = 0 if pad is None else int(pad)
     if flats is None:
         like = np.zeros(0, np.int8)
-        values = _core.group_apply(plan, [], like, 1, prefix, suffix, sep, pad_value, name)
+        values = _core.group_apply(
+            plan,
+            [],
+            like=like,
+            constant=1,
+            prefix=prefix,
+            suffix=suffix,
+            separator=sep,
+            pad=pad_value,
+            column=name,
+        )
         return list_array(offsets, pa.array(values), large)
     pairs = [int_values(f.values, name) for f in flats]
     chunks = [v for v, _ in pairs]
     like = chunks[0][:0]
-    values = _core.group_apply(plan, chunks, like, None, prefix, suffix, sep, pad_value, name)
+    values = _core.group_apply(
+        plan,
+        chunks,
+        like=like,
+        constant=None,
+        prefix=prefix,
+        suffix=suffix,
+        separator=sep,
+        pad=pad_value,
+        column=name,
+    )
     mask = None
     if any(m is not None for _, m in pairs) or not (ins_valid and pad_valid):
         valid_chunks = [m if m is not None else np.ones(len(v), np.uint8) for v, m in pairs]
         valid = _core.group_apply(
             plan,
             valid_chunks,
-            np.zeros(0, np.uint8),
-            None,
-            [ins_valid] * n_prefix,
-            [ins_valid] * n_suffix,
-            ins_valid,
-            pad_valid,
-            name,
+            like=np.zeros(0, np.uint8),
+            constant=None,
+            prefix=[ins_valid] * n_prefix,
+            suffix=[ins_valid] * n_suffix,
+            separator=ins_valid,
+            pad=pad_valid,
+            column=name,
         )
         if not valid.all():
             mask = valid == 0

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .seeding import integer_like
+from .validation import integer_like
 
 MAX_STAGES = 16
 _BASE, _N, _STAGES = 0, 1, 2  # then MAX_STAGES first steps and MAX_STAGES lengths

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -12,23 +11,18 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 
-from . import _core
+from . import _core, validation
 from .arrow_lists import FlatList, chunks_of, flat_list, list_array
 from .seeding import split64
 from .templates import PairTemplate, pair_template
 from .vocab import token_ids
 
 Task = Literal["nsp", "sop"]
+TASKS: tuple[Task, ...] = ("nsp", "sop")
 
 PAIRS = 0x50414952  # "PAIR": first key word of every document's random stream
 
 LABEL_COLUMN = {"nsp": "next_sentence_label", "sop": "sentence_order_label"}
-
-
-def _probability(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
-    return float(value)
 
 
 @dataclass
@@ -76,16 +70,12 @@ class SentencePairs:
     def __post_init__(self) -> None:
         if self.tokenizer is None:
             raise ValueError("a tokenizer is required (it gives the special tokens of a pair)")
-        if self.task not in LABEL_COLUMN:
-            raise ValueError(f"task must be 'nsp' or 'sop', got {self.task!r}")
-        self.short_seq_prob = _probability("short_seq_prob", self.short_seq_prob)
-        self.nsp_probability = _probability("nsp_probability", self.nsp_probability)
-        for name in ("max_seq_length", "dupe_factor"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
-            raise TypeError(f"seed must be an int, got {type(self.seed).__name__}")
+        validation.one_of("task", self.task, TASKS)
+        self.short_seq_prob = validation.probability("short_seq_prob", self.short_seq_prob)
+        self.nsp_probability = validation.probability("nsp_probability", self.nsp_probability)
+        self.max_seq_length = validation.positive_int("max_seq_length", self.max_seq_length)
+        self.dupe_factor = validation.positive_int("dupe_factor", self.dupe_factor)
+        self.seed = validation.integer_like(self.seed, "seed")
         self.template: PairTemplate = pair_template(self.tokenizer)
         t = self.template
         if not t.middle or not (t.prefix or t.suffix):
@@ -170,20 +160,13 @@ class SentencePairs:
             docs.offsets,
             sent_offsets,
             tokens,
-            self.max_seq_length - t.n_special,
-            self.short_seq_prob,
-            self.nsp_probability,
-            self.task == "sop",
-            np.array([PAIRS, *split64(self.seed)], dtype=np.uint32),
-            self.dupe_factor,
-            list(t.prefix),
-            list(t.middle),
-            list(t.suffix),
-            list(t.prefix_types),
-            list(t.middle_types),
-            list(t.suffix_types),
-            t.a_type,
-            t.b_type,
+            t,
+            max_num_tokens=self.max_seq_length - t.n_special,
+            short_seq_prob=self.short_seq_prob,
+            nsp_probability=self.nsp_probability,
+            task=self.task,
+            key_words=np.array([PAIRS, *split64(self.seed)], dtype=np.uint32),
+            dupe_factor=self.dupe_factor,
         )
         return pa.table(
             {

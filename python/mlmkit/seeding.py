@@ -33,8 +33,6 @@ collated: `first_step + batch // accumulation` (what a `SequenceLengthSchedule` 
 
 from __future__ import annotations
 
-import math
-import numbers
 import os
 import sys
 import warnings
@@ -44,6 +42,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+
+from .validation import integer_like
 
 KEYED = 0x4B455944  # "KEYD"
 SEEDED = 0x53454544  # "SEED"
@@ -58,24 +58,6 @@ def split64(value: int) -> tuple[int, int]:
     return value & _MASK32, value >> 32
 
 
-# ---- integer-like arguments ----------------------------------------------------------------
-
-
-def integer_like(value: object, name: str) -> int:
-    """`value` as an int when it is a Python or numpy integer or an integral float (`2.0`, what
-    `Trainer.state.epoch` holds at an epoch boundary); a `TypeError` naming `name` otherwise."""
-    if not isinstance(value, (bool, np.bool_)):
-        if isinstance(value, numbers.Integral):
-            return int(value)
-        if isinstance(value, (float, np.floating)) and math.isfinite(value):
-            if float(value).is_integer():
-                return int(value)
-    raise TypeError(
-        f"{name} must be an integer (int, numpy integer or an integral float such as 2.0), "
-        f"got {value!r} of type {type(value).__name__}"
-    )
-
-
 def check_seed(value: object) -> int | None:
     return None if value is None else integer_like(value, "seed")
 
@@ -86,9 +68,6 @@ def check_count(value: object, name: str) -> int:
     if not 0 <= n < _INT63:
         raise ValueError(f"{name} must be >= 0 (and below 2^63), got {n}")
     return n
-
-
-# ---- ranks ---------------------------------------------------------------------------------
 
 
 _DISTRIBUTED = torch.distributed.is_available()
@@ -102,8 +81,6 @@ def current_rank() -> int:
     env = os.environ.get("RANK", "")
     return int(env) if env.isdigit() else 0
 
-
-# ---- the schedule shared with DataLoader workers -------------------------------------------
 
 _VERSION, _EPOCH, _SKIP, _MANAGED, _WARNED, _FIRST_STEP, _ACCUMULATION = range(7)
 
@@ -259,9 +236,6 @@ def batch_position(schedule: EpochSchedule, cursor: BatchCursor) -> BatchPositio
     return BatchPosition(epoch, batch, pool, step)
 
 
-# ---- dataclass fields ----------------------------------------------------------------------
-
-
 class SeedField:
     """The `seed` field of a collator dataclass: validated whenever it is set (integer-like
     values are stored as int)."""
@@ -295,9 +269,6 @@ class EpochField:
             schedule.set(value)
 
 
-# ---- key words -----------------------------------------------------------------------------
-
-
 def keyed_words(seed: int, epoch: int) -> np.ndarray:
     return np.array([KEYED, *split64(seed), *split64(epoch)], dtype=np.uint32)
 
@@ -321,8 +292,6 @@ def torch_words(rank: int) -> np.ndarray:
     a, b = torch.randint(0, 1 << 32, (2,), dtype=torch.int64).tolist()
     return np.array([TORCH, rank & _MASK32, a, b], dtype=np.uint32)
 
-
-# ---- epochs nobody manages during a Trainer run --------------------------------------------
 
 # The frames of the `Trainer.train()` loops the Trainer integration saw start, as (id, code):
 # a run is going on while its frame is on the call stack (forked DataLoader workers inherit the

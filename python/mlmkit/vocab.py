@@ -9,10 +9,13 @@ from typing import Any, Literal
 import numpy as np
 
 RandomTokens = Literal["non_special", "uniform"]
+RANDOM_TOKENS: tuple[RandomTokens, ...] = ("non_special", "uniform")
 
 
 @dataclass(frozen=True)
 class TokenizerTables:
+    """What the kernels need of a tokenizer (`_core.collate` reads these fields)."""
+
     vocab_size: int
     pad_id: int | None  # None: the tokenizer has no pad token (only batches that need no padding)
     pad_is_unique: bool  # the pad id is no other special token (not eos, sep, cls, bos, unk, mask)

@@ -1,10 +1,9 @@
 """Word boundaries from token ids alone: two per-vocabulary tables computed once per tokenizer.
 
 Position `j` of a row starts a word when it is the row's first content token, when the token
-before it is special, or when `starts_word[t[j]] == 1 or ends_word[t[j-1]] == 1`
-(`ENDS_WORD_NEXT_STARTS`), unless `ends_word[t[j-1]] == 2` (`ENDS_WORD_CONTINUES`; see
-`rust/words.rs`). The tables come from the tokenizer family, detected from the fast tokenizer's
-backend:
+before it is special, or when `starts_word[t[j]] == 1 or ends_word[t[j-1]] == ENDS_WORD_BREAK`,
+unless `ends_word[t[j-1]] == ENDS_WORD_JOIN` (see `rust/words.rs`). The tables come from the
+tokenizer family, detected from the fast tokenizer's backend:
 
 * WordPiece (BERT): a token without the model's `continuing_subword_prefix` (`##`) starts a word;
 * byte-level BPE (GPT-2, RoBERTa): a token whose first byte is a space (`Ġ`) or other whitespace
@@ -14,11 +13,11 @@ backend:
 
 On top of the family rule, punctuation characters and CJK ideographs are words of their own: a
 token whose first character is one starts a word, a token whose last character is one ends a word
-(`ends_word = 1`). So "hello," is two words and an unsegmented Chinese sentence is one word per
-character unless reference positions merge characters into words. A whitespace-only token (`▁`,
-`Ġ`, a newline) belongs to the word after it (`ends_word = 2`). A byte-level token that begins or
-ends inside a UTF-8 character opens no boundary on that side. Added (non-special) tokens are words
-of their own.
+(`ends_word = ENDS_WORD_BREAK`). So "hello," is two words and an unsegmented Chinese sentence is
+one word per character unless reference positions merge characters into words. A whitespace-only
+token (`▁`, `Ġ`, a newline) belongs to the word after it (`ends_word = ENDS_WORD_JOIN`). A
+byte-level token that begins or ends inside a UTF-8 character opens no boundary on that side.
+Added (non-special) tokens are words of their own.
 
 In text terms: a word is a maximal run of characters that are not whitespace, punctuation or CJK
 ideographs, or a single punctuation character or ideograph; whitespace belongs to the word after
@@ -36,11 +35,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-Family = Literal["wordpiece", "byte_level", "metaspace", "end_of_word_suffix"]
+from ._core import ENDS_WORD_BREAK, ENDS_WORD_JOIN, ENDS_WORD_NONE
 
-# `ends_word` codes (0: the family rule decides).
-ENDS_WORD_NEXT_STARTS = 1  # the next token starts a word
-ENDS_WORD_CONTINUES = 2  # the next token continues this token's word (whitespace-only tokens)
+Family = Literal["wordpiece", "byte_level", "metaspace", "end_of_word_suffix"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +45,7 @@ class WordTables:
     family: Family
     marker: str  # continuation prefix, space marker or end-of-word suffix
     starts_word: np.ndarray  # uint8 per id: 1 if the token starts a word
-    ends_word: np.ndarray  # uint8 per id: 0, ENDS_WORD_NEXT_STARTS or ENDS_WORD_CONTINUES
+    ends_word: np.ndarray  # uint8 per id: ENDS_WORD_NONE, ENDS_WORD_BREAK or ENDS_WORD_JOIN
 
 
 def _is_punctuation(ch: str) -> bool:
@@ -241,7 +238,7 @@ def _build_tables(tokenizer: Any) -> WordTables:
     tokens = tokenizer.convert_ids_to_tokens(list(range(vocab_size)))
     decoder = _gpt2_byte_decoder() if family == "byte_level" else {}
     starts = np.ones(vocab_size, dtype=np.uint8)
-    ends = np.zeros(vocab_size, dtype=np.uint8)
+    ends = np.full(vocab_size, ENDS_WORD_NONE, dtype=np.uint8)
     for i, token in enumerate(tokens):
         if not token:
             continue
@@ -255,15 +252,15 @@ def _build_tables(tokenizer: Any) -> WordTables:
             family_start = bool(data) and data[0] in _WHITESPACE
         starts[i] = family_start or (begins and bool(text) and _alone(text[0]))
         if begins and finishes and text and text.isspace():
-            ends[i] = ENDS_WORD_CONTINUES
+            ends[i] = ENDS_WORD_JOIN
         elif (finishes and bool(text) and _alone(text[-1])) or (
             family == "end_of_word_suffix" and token.endswith(marker)
         ):
-            ends[i] = ENDS_WORD_NEXT_STARTS
+            ends[i] = ENDS_WORD_BREAK
     for i, added in getattr(tokenizer, "added_tokens_decoder", {}).items():
         if 0 <= int(i) < vocab_size and not getattr(added, "special", False):
             starts[int(i)] = 1
-            ends[int(i)] = ENDS_WORD_NEXT_STARTS
+            ends[int(i)] = ENDS_WORD_BREAK
     starts.setflags(write=False)
     ends.setflags(write=False)
     return WordTables(family, marker, starts, ends)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = -100
+from .._core import IGNORE_INDEX
 
 EVALUATE_MODULE = pathlib.Path(__file__).parent / "mlm_perplexity"
 """Folder of the `evaluate` module: `evaluate.load(str(EVALUATE_MODULE))`."""

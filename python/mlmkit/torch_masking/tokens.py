@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .. import validation
+from .._core import IGNORE_INDEX
 from .rng import LANE_RANDOM_TOKEN, LANE_REPLACE, LANE_SELECT, M32, lane_at, lane_keys, threshold
 
-IGNORE_INDEX = -100
 INT64_MAX = torch.iinfo(torch.int64).max
 
 
@@ -32,14 +33,8 @@ class MaskSettings:
 
     def __post_init__(self) -> None:
         for name in ("probability", "mask_replace_prob", "random_replace_prob"):
-            p = getattr(self, name)
-            if not 0.0 <= p <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {p}")
-        if self.mask_replace_prob + self.random_replace_prob > 1.0 + 1e-12:
-            raise ValueError(
-                "mask_replace_prob + random_replace_prob must be <= 1, got "
-                f"{self.mask_replace_prob + self.random_replace_prob}"
-            )
+            validation.probability(name, getattr(self, name))
+        validation.replacement_split(self.mask_replace_prob, self.random_replace_prob)
 
     @property
     def select_below(self) -> int:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from .. import _core
-from ..word_boundaries import ENDS_WORD_CONTINUES, ENDS_WORD_NEXT_STARTS
+from .._core import ENDS_WORD_BREAK, ENDS_WORD_JOIN
 from .rng import LANE_SELECT, LANE_SPAN_LENGTH, LANE_SPAN_PHASE, M32, lane_at, lane_keys
 from .tokens import (
     IGNORE_INDEX,
@@ -81,7 +81,7 @@ class BoundaryTables:
     """A tokenizer's `starts_word` / `ends_word` tables (`WordTables`) on a device."""
 
     starts_word: torch.Tensor  # bool
-    ends_word: torch.Tensor  # int64: 0, ENDS_WORD_NEXT_STARTS or ENDS_WORD_CONTINUES
+    ends_word: torch.Tensor  # int64: 0, ENDS_WORD_BREAK or ENDS_WORD_JOIN
 
     @classmethod
     def from_numpy(cls, tables: WordTables, device: torch.device) -> BoundaryTables:
@@ -150,8 +150,8 @@ def mask_words(
         if words.boundaries is None:
             raise ValueError("word masking needs word_ids or the tokenizer's word tables")
         e = lookup(words.boundaries.ends_word, _shift_right(ids, 0))
-        boundary = (e != ENDS_WORD_CONTINUES) & (
-            lookup(words.boundaries.starts_word, ids) | (e == ENDS_WORD_NEXT_STARTS)
+        boundary = (e != ENDS_WORD_JOIN) & (
+            lookup(words.boundaries.starts_word, ids) | (e == ENDS_WORD_BREAK)
         )
         if continuation is not None:
             boundary &= continuation == 0
