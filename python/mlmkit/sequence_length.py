@@ -142,7 +142,9 @@ class SequenceLengthSchedule(TrainerCallback):
                 length = n
         return length
 
-    def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
+    def on_train_begin(
+        self, args: Any, state: Any, control: Any, train_dataloader: Any = None, **kwargs: Any
+    ) -> None:
         batches = training_batches(train_dataloader)
         collates = batches is not None and batches.collator is self.collator
         if not collates and not _collates_with(train_dataloader, self.collator):
@@ -178,12 +180,12 @@ class SequenceLengthSchedule(TrainerCallback):
         )
         self._switch(state, self._length(int(state.global_step)))
 
-    def on_step_begin(self, args, state, control, **kwargs):
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         step = int(state.global_step)
         if step != self._announced and any(s == step for s, _ in self._plan[1:]):
             self._switch(state, self._length(step))
 
-    def on_log(self, args, state, control, logs=None, **kwargs):
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
         if not logs or "loss" not in logs or not self._plan:
             return
         n = self._length(max(int(state.global_step) - 1, 0))  # the step just logged
@@ -192,7 +194,7 @@ class SequenceLengthSchedule(TrainerCallback):
         if entry is not None and entry.get("loss") == logs["loss"]:
             entry["max_length"] = n
 
-    def on_train_end(self, args, state, control, **kwargs):
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.collator._lengths.clear_stages()
         self._plan = []
 

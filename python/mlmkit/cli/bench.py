@@ -5,6 +5,7 @@ The case builders here are shared with the pytest-benchmark files in `benchmarks
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -116,7 +117,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 
     for length in (128, 512):
         feats = feature_rows(tokenizer, 32, length)
-        times = {n: seconds_per_call(lambda c=c, f=feats: c(f), budget) for n, c in coll.items()}
+        times = {n: seconds_per_call(functools.partial(c, feats), budget) for n, c in coll.items()}
         add(f"B=32 L={length}, rows as lists", 32 * length, times)
     arr = padded_array(tokenizer, 32, 512)
     tensor = torch.from_numpy(arr)
@@ -128,7 +129,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     n_rows = 32 * (8 if quick else 32)
     ds = datasets.Dataset.from_dict({"input_ids": token_rows(tokenizer, n_rows, 512)})
     times = {
-        n: seconds_per_call(lambda c=c: dataloader_epoch(c, ds, 32), budget) / (n_rows // 32)
+        n: seconds_per_call(functools.partial(dataloader_epoch, c, ds, 32), budget) / (n_rows // 32)
         for n, c in coll.items()
     }
     add("DataLoader over datasets.Dataset, B=32 L=512", 32 * 512, times)
