@@ -315,7 +315,11 @@ BAD_INPUTS = {
     ),
     "bad masking flags": (
         lambda p, b: ["pretrain", "--mlm_probability", "1.5"],
-        "--mlm_probability must be between 0 and 1",
+        "--mlm_probability must be a number in [0, 1], got 1.5",
+    ),
+    "replacement probabilities over 1": (
+        lambda p, b: ["pretrain", "--mask_replace_prob", "0.9", "--random_replace_prob", "0.2"],
+        "mask_replace_prob + random_replace_prob must not exceed 1, got 0.9 + 0.2",
     ),
     "bad eval masking rate": (
         lambda p, b: ["pretrain", "--eval_mlm_probability", "0"],

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from .. import validation
 from . import seq_schedule
 from .arguments import (
     AdaptArguments,
@@ -40,16 +41,16 @@ class Run:
 
 
 def check_arguments(corpus: CorpusArguments, masking: MaskingArguments) -> None:
-    for name in ("mlm_probability", "mask_replace_prob", "random_replace_prob"):
-        value = getattr(masking, name)
-        if not 0.0 <= value <= 1.0:
-            raise CliError(f"--{name} must be between 0 and 1, got {value}")
+    try:
+        for name in ("mlm_probability", "mask_replace_prob", "random_replace_prob"):
+            validation.probability(f"--{name}", getattr(masking, name))
+        validation.replacement_split(masking.mask_replace_prob, masking.random_replace_prob)
+    except ValueError as e:
+        raise CliError(str(e)) from None
     if not 0.0 < masking.eval_mlm_probability <= 1.0:
         raise CliError(
             f"--eval_mlm_probability must be in (0, 1], got {masking.eval_mlm_probability}"
         )
-    if masking.mask_replace_prob + masking.random_replace_prob > 1.0:
-        raise CliError("--mask_replace_prob plus --random_replace_prob must not exceed 1")
     if masking.block_size < 8:
         raise CliError(f"--block_size must be at least 8, got {masking.block_size}")
     if corpus.canaries < 0 or corpus.canary_repeats < 1:
