@@ -4,13 +4,14 @@ and the held-out masks are what the script says they are."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
 from .train_masks_equivalence import ARMS, batch_order, fixed_masks, main
 
 
-def test_quick_run_is_well_formed(tmp_path):
+def test_quick_run_is_well_formed(tmp_path: Path) -> None:
     report = main(["--quick", "--output", str(tmp_path)])
     setup, data = report["setup"], report["data"]
     assert [row["arm"] for row in report["summary"]] == list(ARMS)
@@ -34,7 +35,7 @@ def test_quick_run_is_well_formed(tmp_path):
     assert (tmp_path / "results.md").read_text().count("\n") == 2 + len(ARMS)
 
 
-def test_fixed_masks_take_15_percent_of_non_special_tokens():
+def test_fixed_masks_take_15_percent_of_non_special_tokens() -> None:
     rng = np.random.default_rng(0)
     blocks = rng.integers(5, 1000, size=(50, 64))
     blocks[:, 0], blocks[:, -1], blocks[:, 20] = 2, 3, 3  # [CLS], [SEP], a document separator
@@ -53,7 +54,7 @@ def test_fixed_masks_take_15_percent_of_non_special_tokens():
     assert abs(chosen[:, 1:20].mean() - 0.15) < 0.02
 
 
-def test_batch_order_covers_each_epoch_once():
+def test_batch_order_covers_each_epoch_once() -> None:
     order = batch_order(n_blocks=100, batch_size=8, steps=30, seed=3)
     assert order.shape == (30, 8)
     epoch = order[:12].ravel()  # 12 full batches per epoch of 100 blocks

@@ -67,7 +67,7 @@ class Setup:
     max_grad_norm: float = 1.0
     hidden_size: int = 128
     num_hidden_layers: int = 2
-    num_attention_heads: int = 4
+    num_attention_heads: int = 2
     intermediate_size: int = 512
     position_init: str = "sinusoidal"
     mlm_probability: float = 0.15
@@ -85,7 +85,7 @@ class Setup:
         return list(range(self.first_seed, self.first_seed + self.seeds))
 
 
-QUICK = {
+QUICK: dict[str, Any] = {
     "steps": 6,
     "seeds": 2,
     "batch_size": 8,
@@ -205,7 +205,7 @@ def make_collator(arm: str, tokenizer: Any, setup: Setup, seed: int) -> Any:
 
     import mlmkit
 
-    options = {
+    options: dict[str, Any] = {
         "mlm_probability": setup.mlm_probability,
         "mask_replace_prob": setup.mask_replace_prob,
         "random_replace_prob": setup.random_replace_prob,
@@ -459,6 +459,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Setup]:
     p.add_argument("--batch-size", type=int, help=f"blocks per step ({Setup.batch_size})")
     p.add_argument("--block-size", type=int, help=f"tokens per block ({Setup.block_size})")
     p.add_argument("--learning-rate", type=float, help=f"peak AdamW lr ({Setup.learning_rate})")
+    p.add_argument("--num-attention-heads", type=int, help=f"({Setup.num_attention_heads})")
     p.add_argument("--eval-every", type=int, help=f"steps between evaluations ({Setup.eval_every})")
     p.add_argument("--arms", nargs="+", choices=ARMS, help="arms to run (all)")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel, one torch thread each")
@@ -467,7 +468,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Setup]:
     args = p.parse_args(argv)
     if args.worker:
         return args, load_setup(Path(args.worker[2]))
-    overrides = dict(QUICK) if args.quick else {}
+    overrides: dict[str, Any] = dict(QUICK) if args.quick else {}
     for f in dataclasses.fields(Setup):
         value = getattr(args, f.name, None)
         if value is not None:
