@@ -35,6 +35,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,9 @@ DEFAULT_OUTPUT = Path(".benchmarks/masks_equivalence")
 class Setup:
     """Everything a run depends on besides its arm and seed (saved as setup.json)."""
 
-    steps: int = 2500
+    steps: int = 2000
+    warm_steps: int = 1000
+    warm_mlm_probability: float = 0.4
     seeds: int = 3
     first_seed: int = 0
     batch_size: int = 32
@@ -87,6 +90,7 @@ class Setup:
 
 QUICK: dict[str, Any] = {
     "steps": 6,
+    "warm_steps": 4,
     "seeds": 2,
     "batch_size": 8,
     "block_size": 32,
@@ -171,11 +175,16 @@ def _blocks(docs: Any, tokenizer: Any, group: Any) -> np.ndarray:
 
 
 def fixed_masks(
-    blocks: np.ndarray, special_ids: np.ndarray, mask_id: int, probability: float, seed: int
+    blocks: np.ndarray,
+    special_ids: np.ndarray,
+    mask_id: int,
+    probability: float,
+    seed: int | list[int],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The held-out masks, drawn once: in each block, round(probability * n) of its n non-special
-    positions (at least one), uniformly without replacement, all set to `mask_id`. Labels are the
-    original ids there and -100 elsewhere."""
+    """Masks drawn by this file alone (neither collator): in each block, round(probability * n)
+    of its n non-special positions (at least one), uniformly without replacement, all set to
+    `mask_id`. Labels are the original ids there and -100 elsewhere. Drawn once for the held-out
+    set, and afresh for each batch of the warm-up."""
     rng = np.random.default_rng(seed)
     inputs = blocks.copy()
     labels = np.full_like(blocks, -100)
@@ -280,91 +289,159 @@ def evaluate(model: Any, inputs: np.ndarray, labels: np.ndarray, batch_size: int
     }
 
 
-def batch_order(n_blocks: int, batch_size: int, steps: int, seed: int) -> np.ndarray:
-    """Block indices for each step: a fresh permutation per epoch (from `seed` and the epoch),
-    incomplete last batches dropped. Shape (steps, batch_size)."""
+def batch_order(n_blocks: int, batch_size: int, steps: int, seed: int, stream: int) -> np.ndarray:
+    """Block indices for each step: a fresh permutation per epoch (from `seed`, `stream` and the
+    epoch), incomplete last batches dropped. Shape (steps, batch_size)."""
     per_epoch = n_blocks // batch_size
     if per_epoch == 0:
         raise ValueError(f"{n_blocks} training blocks are fewer than one batch of {batch_size}")
     epochs = -(-steps // per_epoch)
     order = [
-        np.random.default_rng([seed, epoch]).permutation(n_blocks)[: per_epoch * batch_size]
+        np.random.default_rng([seed, stream, epoch]).permutation(n_blocks)[: per_epoch * batch_size]
         for epoch in range(epochs)
     ]
     return np.concatenate(order).reshape(-1, batch_size)[:steps]
 
 
-def train_one(arm: str, seed: int, workdir: Path, setup: Setup) -> dict[str, Any]:
-    """Train one (arm, seed) from scratch on one torch thread; evaluate at step 0, every
-    `eval_every` steps and at the end."""
+@dataclass
+class Data:
+    tokenizer: Any
+    train_blocks: np.ndarray
+    eval_inputs: np.ndarray
+    eval_labels: np.ndarray
+
+    @classmethod
+    def load(cls, workdir: Path) -> Data:
+        from transformers import AutoTokenizer
+
+        data = np.load(workdir / "data.npz")
+        return cls(
+            AutoTokenizer.from_pretrained(str(workdir / "tokenizer")),
+            data["train_blocks"],
+            data["eval_inputs"],
+            data["eval_labels"],
+        )
+
+
+def one_thread(run: Any) -> Any:
+    """Run `run()` on one torch thread (restoring the caller's setting)."""
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _train(arm, seed, workdir, setup)
+        return run()
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(arm: str, seed: int, workdir: Path, setup: Setup) -> dict[str, Any]:
+def warm_start(seed: int, workdir: Path, setup: Setup) -> dict[str, Any]:
+    """The shared starting point of every arm of `seed`: the model built from
+    `torch.manual_seed(seed)`, trained `warm_steps` steps with this file's own masks
+    (`fixed_masks` at `warm_mlm_probability`, drawn afresh per batch), saved as warm-SEED.pt."""
+    import torch
+
+    data = Data.load(workdir)
+    model = build_model(setup, data.tokenizer, seed)
+    special = np.asarray(data.tokenizer.all_special_ids)
+    mask_id = data.tokenizer.mask_token_id
+
+    def batch(step: int, indices: np.ndarray) -> tuple[Any, Any]:
+        ids, labels = fixed_masks(
+            data.train_blocks[indices], special, mask_id, setup.warm_mlm_probability, [seed, step]
+        )
+        return torch.from_numpy(ids), torch.from_numpy(labels)
+
+    order = batch_order(data.train_blocks.shape[0], setup.batch_size, setup.warm_steps, seed, 1)
+    result = fit(model, batch, order, data, setup, f"warm-up seed {seed}", decay=False)
+    torch.save(model.state_dict(), workdir / f"warm-{seed}.pt")
+    return {"seed": seed, **result}
+
+
+def train_one(arm: str, seed: int, workdir: Path, setup: Setup) -> dict[str, Any]:
+    """Train one (arm, seed) from its seed's starting point (the warm-up model, or with
+    `warm_steps` 0 the freshly built one) with the arm's collator."""
+    import torch
+
+    data = Data.load(workdir)
+    model = build_model(setup, data.tokenizer, seed)
+    if setup.warm_steps:
+        model.load_state_dict(torch.load(workdir / f"warm-{seed}.pt", weights_only=True))
+    collator = make_collator(arm, data.tokenizer, setup, seed)
+
+    def batch(step: int, indices: np.ndarray) -> tuple[Any, Any]:
+        # What Trainer hands a collator: a list of rows of Python ints.
+        out = collator([{"input_ids": data.train_blocks[i].tolist()} for i in indices])
+        return out["input_ids"], out["labels"]
+
+    order = batch_order(data.train_blocks.shape[0], setup.batch_size, setup.steps, seed, 0)
+    result = fit(model, batch, order, data, setup, f"{arm} seed {seed}", decay=True)
+    return {"arm": arm, "seed": seed, **result}
+
+
+def fit(
+    model: Any,
+    batch: Callable[[int, np.ndarray], tuple[Any, Any]],
+    order: np.ndarray,
+    data: Data,
+    setup: Setup,
+    name: str,
+    decay: bool,
+) -> dict[str, Any]:
+    """AdamW over the steps of `order` (warmup, then linear decay to 0 if `decay`, else constant);
+    evaluates on the held-out masks at step 0, every `eval_every` steps and at the end."""
     import torch
     import torch.nn.functional as F
-    from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
 
-    tokenizer = AutoTokenizer.from_pretrained(str(workdir / "tokenizer"))
-    data = np.load(workdir / "data.npz")
-    train_blocks = data["train_blocks"]
-    eval_inputs, eval_labels = data["eval_inputs"], data["eval_labels"]
-
-    model = build_model(setup, tokenizer, seed)
-    collator = make_collator(arm, tokenizer, setup, seed)
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    steps = len(order)
+    matrices = [p for p in model.parameters() if p.ndim >= 2]
+    others = [p for p in model.parameters() if p.ndim < 2]
     optimizer = torch.optim.AdamW(
         [
-            {"params": decay, "weight_decay": setup.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
+            {"params": matrices, "weight_decay": setup.weight_decay},
+            {"params": others, "weight_decay": 0.0},
         ],
         lr=setup.learning_rate,
         betas=(0.9, setup.adam_beta2),
         eps=1e-6,
     )
-    schedule = get_linear_schedule_with_warmup(
-        optimizer, round(setup.warmup_fraction * setup.steps), setup.steps
+    warmup = round(setup.warmup_fraction * steps)
+    schedule = (
+        get_linear_schedule_with_warmup(optimizer, warmup, steps)
+        if decay
+        else get_constant_schedule_with_warmup(optimizer, warmup)
     )
-    order = batch_order(train_blocks.shape[0], setup.batch_size, setup.steps, seed)
 
-    curve = [{"step": 0, **evaluate(model, eval_inputs, eval_labels, setup.eval_batch_size)}]
+    def held_out() -> dict[str, Any]:
+        return evaluate(model, data.eval_inputs, data.eval_labels, setup.eval_batch_size)
+
+    curve = [{"step": 0, **held_out()}]
     start, cpu_start = time.perf_counter(), time.process_time()
-    train_loss = 0.0
+    losses: list[float] = []
     for step, indices in enumerate(order, start=1):
-        # What Trainer hands a collator: a list of rows of Python ints.
-        batch = collator([{"input_ids": train_blocks[i].tolist()} for i in indices])
-        logits, target = masked_logits(model, batch["input_ids"], batch["labels"])
+        input_ids, labels = batch(step, indices)
+        logits, target = masked_logits(model, input_ids, labels)
         loss = F.cross_entropy(logits, target)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), setup.max_grad_norm)
         optimizer.step()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
-        train_loss += loss.item()
-        if step % setup.eval_every == 0 or step == setup.steps:
-            point = evaluate(model, eval_inputs, eval_labels, setup.eval_batch_size)
-            n = setup.eval_every if step % setup.eval_every == 0 else step % setup.eval_every
-            curve.append({"step": step, "train_loss": train_loss / n, **point})
+        losses.append(loss.item())
+        if step % setup.eval_every == 0 or step == steps:
+            point = held_out()
+            curve.append({"step": step, "train_loss": float(np.mean(losses)), **point})
+            losses = []
             print(
-                f"{arm} seed {seed} step {step}: held-out perplexity {point['perplexity']:.2f}, "
+                f"{name} step {step}: held-out perplexity {point['perplexity']:.2f}, "
                 f"accuracy {point['accuracy']:.2%}",
                 flush=True,
             )
-            train_loss = 0.0
     return {
-        "arm": arm,
-        "seed": seed,
         "train_seconds": round(time.perf_counter() - start, 1),
         "train_cpu_seconds": round(time.process_time() - cpu_start, 1),
-        "eval_masks_sha256": masks_digest(eval_inputs, eval_labels),
+        "eval_masks_sha256": masks_digest(data.eval_inputs, data.eval_labels),
         "final": curve[-1],
         "curve": curve,
     }
@@ -373,31 +450,55 @@ def _train(arm: str, seed: int, workdir: Path, setup: Setup) -> dict[str, Any]:
 # ---- running the grid and summarising ---------------------------------------------------------
 
 
-def run_grid(setup: Setup, workdir: Path, jobs: int) -> list[dict[str, Any]]:
-    """Every (arm, seed) run: in this process when `jobs` is 1, else in `jobs` subprocesses at a
-    time (each its own main process, as transformers' seeded collator requires)."""
-    grid = [(arm, seed) for seed in setup.seed_list() for arm in setup.arms]
-    if jobs <= 1:
-        return [train_one(arm, seed, workdir, setup) for arm, seed in grid]
+def run_job(kind: str, seed: int, workdir: Path, setup: Setup) -> dict[str, Any]:
+    """A warm-up (`kind` "warm") or an arm's run, on one torch thread; its result is also written
+    to workdir/KIND-SEED.json."""
+    if kind == "warm":
+        result = one_thread(lambda: warm_start(seed, workdir, setup))
+    else:
+        result = one_thread(lambda: train_one(kind, seed, workdir, setup))
+    (workdir / f"{kind}-{seed}.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def run_jobs(jobs: list[tuple[str, int]], workdir: Path, setup: Setup, parallel: int) -> None:
+    """Run `jobs` in this process when `parallel` is 1, else in `parallel` subprocesses at a time
+    (each its own main process, as transformers' seeded collator requires)."""
+    if parallel <= 1:
+        for kind, seed in jobs:
+            run_job(kind, seed, workdir, setup)
+        return
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    pending = list(grid)
-    running: list[tuple[subprocess.Popen[bytes], Path]] = []
+    pending = list(jobs)
+    running: list[tuple[subprocess.Popen[bytes], str]] = []
     while pending or running:
-        while pending and len(running) < jobs:
-            arm, seed = pending.pop(0)
-            out = workdir / f"run-{arm}-{seed}.json"
-            log = open(workdir / f"run-{arm}-{seed}.log", "wb")  # noqa: SIM115
-            cmd = [sys.executable, __file__, "--worker", arm, str(seed), str(workdir)]
-            running.append((subprocess.Popen(cmd, stdout=log, stderr=log, env=env), out))
+        while pending and len(running) < parallel:
+            kind, seed = pending.pop(0)
+            name = f"{kind}-{seed}"
+            log = open(workdir / f"{name}.log", "wb")  # noqa: SIM115
+            cmd = [sys.executable, __file__, "--worker", kind, str(seed), str(workdir)]
+            running.append((subprocess.Popen(cmd, stdout=log, stderr=log, env=env), name))
         time.sleep(1.0)
-        for proc, out in list(running):
+        for proc, name in list(running):
             if proc.poll() is None:
                 continue
-            running.remove((proc, out))
+            running.remove((proc, name))
             if proc.returncode != 0:
-                raise RuntimeError(f"{out.stem} failed (exit {proc.returncode}); see its .log")
-            print(f"  done {out.stem}", flush=True)
-    return [json.loads((workdir / f"run-{a}-{s}.json").read_text()) for a, s in grid]
+                raise RuntimeError(f"{name} failed (exit {proc.returncode}); see {name}.log")
+            print(f"  done {name}", flush=True)
+
+
+def run_grid(setup: Setup, workdir: Path, parallel: int) -> tuple[list[Any], list[Any]]:
+    """The warm-ups (one per seed), then every (arm, seed) run. Returns both lists of results."""
+    seeds = setup.seed_list()
+    warm = [("warm", seed) for seed in seeds] if setup.warm_steps else []
+    arms = [(arm, seed) for seed in seeds for arm in setup.arms]
+    for phase in (warm, arms):
+        run_jobs(phase, workdir, setup, parallel)
+    results = [
+        [json.loads((workdir / f"{k}-{s}.json").read_text()) for k, s in p] for p in (warm, arms)
+    ]
+    return results[0], results[1]
 
 
 def summarise(runs: list[dict[str, Any]], arms: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -454,6 +555,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Setup]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
     p.add_argument("--steps", type=int, help=f"training steps per run ({Setup.steps})")
+    p.add_argument("--warm-steps", type=int, help=f"shared warm-up steps ({Setup.warm_steps})")
     p.add_argument("--seeds", type=int, help=f"seeds per arm ({Setup.seeds})")
     p.add_argument("--first-seed", type=int, help=f"first seed ({Setup.first_seed})")
     p.add_argument("--batch-size", type=int, help=f"blocks per step ({Setup.batch_size})")
@@ -474,8 +576,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Setup]:
         if value is not None:
             overrides[f.name] = tuple(value) if f.name == "arms" else value
     setup = Setup(**overrides)
-    if setup.steps < 1 or setup.seeds < 1 or setup.eval_every < 1:
-        p.error("--steps, --seeds and --eval-every must be positive")
+    if setup.steps < 1 or setup.seeds < 1 or setup.eval_every < 1 or setup.warm_steps < 0:
+        p.error("--steps, --seeds and --eval-every must be positive, --warm-steps not negative")
     return args, setup
 
 
@@ -488,18 +590,22 @@ def load_setup(workdir: Path) -> Setup:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args, setup = parse_args(argv)
     if args.worker:
-        arm, seed, workdir = args.worker[0], int(args.worker[1]), Path(args.worker[2])
-        result = train_one(arm, seed, workdir, setup)
-        (workdir / f"run-{arm}-{seed}.json").write_text(json.dumps(result, indent=1) + "\n")
-        return result
+        kind, seed, workdir = args.worker[0], int(args.worker[1]), Path(args.worker[2])
+        return run_job(kind, seed, workdir, setup)
 
     started = time.perf_counter()
     workdir = args.output
     workdir.mkdir(parents=True, exist_ok=True)
+    for stale in [
+        *workdir.glob("*-[0-9]*.json"),
+        *workdir.glob("*-[0-9]*.log"),
+        *workdir.glob("warm-*.pt"),
+    ]:
+        stale.unlink()
     (workdir / "setup.json").write_text(json.dumps(dataclasses.asdict(setup), indent=1) + "\n")
     data = prepare(setup, workdir)
     print(f"data: {data}", flush=True)
-    runs = run_grid(setup, workdir, args.jobs)
+    warm, runs = run_grid(setup, workdir, args.jobs)
     rows = summarise(runs, setup.arms)
     report = {
         "command": "python benchmarks/train_masks_equivalence.py "
@@ -507,10 +613,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "setup": dataclasses.asdict(setup),
         "data": data,
         "summary": rows,
+        "warm_up": warm,
         "runs": runs,
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
     (workdir / "results.json").write_text(json.dumps(report, indent=1) + "\n")
+    for w in warm:
+        print(f"warm-up seed {w['seed']}: held-out perplexity {w['final']['perplexity']:.2f}")
     table = markdown_table(rows)
     (workdir / "results.md").write_text(table + "\n")
     print(table)
