@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -49,21 +49,20 @@ ARMS = ("transformers", "mlmkit", "mlmkit-word")
 BASELINE = "transformers"
 EVAL_MASK_SEED = 20_240_611
 DEFAULT_OUTPUT = Path(".benchmarks/masks_equivalence")
+T = TypeVar("T")
 
 
 @dataclass
 class Setup:
     """Everything a run depends on besides its arm and seed (saved as setup.json)."""
 
-    steps: int = 2000
-    warm_steps: int = 1000
-    warm_mlm_probability: float = 0.4
+    steps: int = 2500
     seeds: int = 3
     first_seed: int = 0
     batch_size: int = 32
     block_size: int = 64
     vocab_size: int = 4096
-    learning_rate: float = 3e-3
+    learning_rate: float = 1e-3
     warmup_fraction: float = 0.06
     weight_decay: float = 0.01
     adam_beta2: float = 0.98
@@ -90,7 +89,6 @@ class Setup:
 
 QUICK: dict[str, Any] = {
     "steps": 6,
-    "warm_steps": 4,
     "seeds": 2,
     "batch_size": 8,
     "block_size": 32,
@@ -179,12 +177,11 @@ def fixed_masks(
     special_ids: np.ndarray,
     mask_id: int,
     probability: float,
-    seed: int | list[int],
+    seed: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Masks drawn by this file alone (neither collator): in each block, round(probability * n)
     of its n non-special positions (at least one), uniformly without replacement, all set to
-    `mask_id`. Labels are the original ids there and -100 elsewhere. Drawn once for the held-out
-    set, and afresh for each batch of the warm-up."""
+    `mask_id`. Labels are the original ids there and -100 elsewhere."""
     rng = np.random.default_rng(seed)
     inputs = blocks.copy()
     labels = np.full_like(blocks, -100)
@@ -289,15 +286,15 @@ def evaluate(model: Any, inputs: np.ndarray, labels: np.ndarray, batch_size: int
     }
 
 
-def batch_order(n_blocks: int, batch_size: int, steps: int, seed: int, stream: int) -> np.ndarray:
-    """Block indices for each step: a fresh permutation per epoch (from `seed`, `stream` and the
-    epoch), incomplete last batches dropped. Shape (steps, batch_size)."""
+def batch_order(n_blocks: int, batch_size: int, steps: int, seed: int) -> np.ndarray:
+    """Block indices for each step: a fresh permutation per epoch (from `seed` and the epoch),
+    incomplete last batches dropped. Shape (steps, batch_size)."""
     per_epoch = n_blocks // batch_size
     if per_epoch == 0:
         raise ValueError(f"{n_blocks} training blocks are fewer than one batch of {batch_size}")
     epochs = -(-steps // per_epoch)
     order = [
-        np.random.default_rng([seed, stream, epoch]).permutation(n_blocks)[: per_epoch * batch_size]
+        np.random.default_rng([seed, epoch]).permutation(n_blocks)[: per_epoch * batch_size]
         for epoch in range(epochs)
     ]
     return np.concatenate(order).reshape(-1, batch_size)[:steps]
@@ -305,6 +302,8 @@ def batch_order(n_blocks: int, batch_size: int, steps: int, seed: int, stream: i
 
 @dataclass
 class Data:
+    """What `prepare` saved: the tokenizer, the training blocks, the masked held-out blocks."""
+
     tokenizer: Any
     train_blocks: np.ndarray
     eval_inputs: np.ndarray
@@ -323,7 +322,7 @@ class Data:
         )
 
 
-def one_thread(run: Any) -> Any:
+def one_thread(run: Callable[[], T]) -> T:
     """Run `run()` on one torch thread (restoring the caller's setting)."""
     import torch
 
@@ -335,64 +334,36 @@ def one_thread(run: Any) -> Any:
         torch.set_num_threads(threads)
 
 
-def warm_start(seed: int, workdir: Path, setup: Setup) -> dict[str, Any]:
-    """The shared starting point of every arm of `seed`: the model built from
-    `torch.manual_seed(seed)`, trained `warm_steps` steps with this file's own masks
-    (`fixed_masks` at `warm_mlm_probability`, drawn afresh per batch), saved as warm-SEED.pt."""
-    import torch
-
-    data = Data.load(workdir)
-    model = build_model(setup, data.tokenizer, seed)
-    special = np.asarray(data.tokenizer.all_special_ids)
-    mask_id = data.tokenizer.mask_token_id
-
-    def batch(step: int, indices: np.ndarray) -> tuple[Any, Any]:
-        ids, labels = fixed_masks(
-            data.train_blocks[indices], special, mask_id, setup.warm_mlm_probability, [seed, step]
-        )
-        return torch.from_numpy(ids), torch.from_numpy(labels)
-
-    order = batch_order(data.train_blocks.shape[0], setup.batch_size, setup.warm_steps, seed, 1)
-    result = fit(model, batch, order, data, setup, f"warm-up seed {seed}", decay=False)
-    torch.save(model.state_dict(), workdir / f"warm-{seed}.pt")
-    return {"seed": seed, **result}
-
-
 def train_one(arm: str, seed: int, workdir: Path, setup: Setup) -> dict[str, Any]:
-    """Train one (arm, seed) from its seed's starting point (the warm-up model, or with
-    `warm_steps` 0 the freshly built one) with the arm's collator."""
-    import torch
-
+    """Train the model built from `seed` with the arm's collator, on one torch thread."""
     data = Data.load(workdir)
     model = build_model(setup, data.tokenizer, seed)
-    if setup.warm_steps:
-        model.load_state_dict(torch.load(workdir / f"warm-{seed}.pt", weights_only=True))
     collator = make_collator(arm, data.tokenizer, setup, seed)
 
-    def batch(step: int, indices: np.ndarray) -> tuple[Any, Any]:
+    def batch(indices: np.ndarray) -> tuple[Any, Any]:
         # What Trainer hands a collator: a list of rows of Python ints.
         out = collator([{"input_ids": data.train_blocks[i].tolist()} for i in indices])
         return out["input_ids"], out["labels"]
 
-    order = batch_order(data.train_blocks.shape[0], setup.batch_size, setup.steps, seed, 0)
-    result = fit(model, batch, order, data, setup, f"{arm} seed {seed}", decay=True)
+    order = batch_order(data.train_blocks.shape[0], setup.batch_size, setup.steps, seed)
+    result = one_thread(lambda: fit(model, batch, order, data, setup, f"{arm} seed {seed}"))
     return {"arm": arm, "seed": seed, **result}
 
 
 def fit(
     model: Any,
-    batch: Callable[[int, np.ndarray], tuple[Any, Any]],
+    batch: Callable[[np.ndarray], tuple[Any, Any]],
     order: np.ndarray,
     data: Data,
     setup: Setup,
     name: str,
-    decay: bool,
 ) -> dict[str, Any]:
-    """AdamW over the steps of `order` (warmup, then linear decay to 0 if `decay`, else constant);
-    evaluates on the held-out masks at step 0, every `eval_every` steps and at the end."""
+    """AdamW over the steps of `order` (`batch` makes each step's input ids and labels from its
+    block indices), linear warmup then linear decay to 0; evaluates on the held-out masks at
+    step 0, every `eval_every` steps and at the end."""
     import torch
     import torch.nn.functional as F
-    from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
+    from transformers import get_linear_schedule_with_warmup
 
     steps = len(order)
     matrices = [p for p in model.parameters() if p.ndim >= 2]
@@ -406,11 +377,8 @@ def fit(
         betas=(0.9, setup.adam_beta2),
         eps=1e-6,
     )
-    warmup = round(setup.warmup_fraction * steps)
-    schedule = (
-        get_linear_schedule_with_warmup(optimizer, warmup, steps)
-        if decay
-        else get_constant_schedule_with_warmup(optimizer, warmup)
+    schedule = get_linear_schedule_with_warmup(
+        optimizer, round(setup.warmup_fraction * steps), steps
     )
 
     def held_out() -> dict[str, Any]:
@@ -420,7 +388,7 @@ def fit(
     start, cpu_start = time.perf_counter(), time.process_time()
     losses: list[float] = []
     for step, indices in enumerate(order, start=1):
-        input_ids, labels = batch(step, indices)
+        input_ids, labels = batch(indices)
         logits, target = masked_logits(model, input_ids, labels)
         loss = F.cross_entropy(logits, target)
         loss.backward()
@@ -450,33 +418,29 @@ def fit(
 # ---- running the grid and summarising ---------------------------------------------------------
 
 
-def run_job(kind: str, seed: int, workdir: Path, setup: Setup) -> dict[str, Any]:
-    """A warm-up (`kind` "warm") or an arm's run, on one torch thread; its result is also written
-    to workdir/KIND-SEED.json."""
-    if kind == "warm":
-        result = one_thread(lambda: warm_start(seed, workdir, setup))
-    else:
-        result = one_thread(lambda: train_one(kind, seed, workdir, setup))
-    (workdir / f"{kind}-{seed}.json").write_text(json.dumps(result, indent=1) + "\n")
+def run_job(arm: str, seed: int, workdir: Path, setup: Setup) -> dict[str, Any]:
+    """`train_one`, its result also written to workdir/ARM-SEED.json."""
+    result = train_one(arm, seed, workdir, setup)
+    (workdir / f"{arm}-{seed}.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
 
 
-def run_jobs(jobs: list[tuple[str, int]], workdir: Path, setup: Setup, parallel: int) -> None:
-    """Run `jobs` in this process when `parallel` is 1, else in `parallel` subprocesses at a time
-    (each its own main process, as transformers' seeded collator requires)."""
+def run_grid(setup: Setup, workdir: Path, parallel: int) -> list[dict[str, Any]]:
+    """Every (arm, seed) run: in this process when `parallel` is 1, else in `parallel`
+    subprocesses at a time (each its own main process, as transformers' seeded collator
+    requires)."""
+    jobs = [(arm, seed) for seed in setup.seed_list() for arm in setup.arms]
     if parallel <= 1:
-        for kind, seed in jobs:
-            run_job(kind, seed, workdir, setup)
-        return
+        return [run_job(arm, seed, workdir, setup) for arm, seed in jobs]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     pending = list(jobs)
     running: list[tuple[subprocess.Popen[bytes], str]] = []
     while pending or running:
         while pending and len(running) < parallel:
-            kind, seed = pending.pop(0)
-            name = f"{kind}-{seed}"
+            arm, seed = pending.pop(0)
+            name = f"{arm}-{seed}"
             log = open(workdir / f"{name}.log", "wb")  # noqa: SIM115
-            cmd = [sys.executable, __file__, "--worker", kind, str(seed), str(workdir)]
+            cmd = [sys.executable, __file__, "--worker", arm, str(seed), str(workdir)]
             running.append((subprocess.Popen(cmd, stdout=log, stderr=log, env=env), name))
         time.sleep(1.0)
         for proc, name in list(running):
@@ -486,19 +450,7 @@ def run_jobs(jobs: list[tuple[str, int]], workdir: Path, setup: Setup, parallel:
             if proc.returncode != 0:
                 raise RuntimeError(f"{name} failed (exit {proc.returncode}); see {name}.log")
             print(f"  done {name}", flush=True)
-
-
-def run_grid(setup: Setup, workdir: Path, parallel: int) -> tuple[list[Any], list[Any]]:
-    """The warm-ups (one per seed), then every (arm, seed) run. Returns both lists of results."""
-    seeds = setup.seed_list()
-    warm = [("warm", seed) for seed in seeds] if setup.warm_steps else []
-    arms = [(arm, seed) for seed in seeds for arm in setup.arms]
-    for phase in (warm, arms):
-        run_jobs(phase, workdir, setup, parallel)
-    results = [
-        [json.loads((workdir / f"{k}-{s}.json").read_text()) for k, s in p] for p in (warm, arms)
-    ]
-    return results[0], results[1]
+    return [json.loads((workdir / f"{a}-{s}.json").read_text()) for a, s in jobs]
 
 
 def summarise(runs: list[dict[str, Any]], arms: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -555,7 +507,6 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Setup]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
     p.add_argument("--steps", type=int, help=f"training steps per run ({Setup.steps})")
-    p.add_argument("--warm-steps", type=int, help=f"shared warm-up steps ({Setup.warm_steps})")
     p.add_argument("--seeds", type=int, help=f"seeds per arm ({Setup.seeds})")
     p.add_argument("--first-seed", type=int, help=f"first seed ({Setup.first_seed})")
     p.add_argument("--batch-size", type=int, help=f"blocks per step ({Setup.batch_size})")
@@ -576,8 +527,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Setup]:
         if value is not None:
             overrides[f.name] = tuple(value) if f.name == "arms" else value
     setup = Setup(**overrides)
-    if setup.steps < 1 or setup.seeds < 1 or setup.eval_every < 1 or setup.warm_steps < 0:
-        p.error("--steps, --seeds and --eval-every must be positive, --warm-steps not negative")
+    if setup.steps < 1 or setup.seeds < 1 or setup.eval_every < 1:
+        p.error("--steps, --seeds and --eval-every must be positive")
     return args, setup
 
 
@@ -599,13 +550,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for stale in [
         *workdir.glob("*-[0-9]*.json"),
         *workdir.glob("*-[0-9]*.log"),
-        *workdir.glob("warm-*.pt"),
     ]:
         stale.unlink()
     (workdir / "setup.json").write_text(json.dumps(dataclasses.asdict(setup), indent=1) + "\n")
     data = prepare(setup, workdir)
     print(f"data: {data}", flush=True)
-    warm, runs = run_grid(setup, workdir, args.jobs)
+    runs = run_grid(setup, workdir, args.jobs)
     rows = summarise(runs, setup.arms)
     report = {
         "command": "python benchmarks/train_masks_equivalence.py "
@@ -613,13 +563,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "setup": dataclasses.asdict(setup),
         "data": data,
         "summary": rows,
-        "warm_up": warm,
         "runs": runs,
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
     (workdir / "results.json").write_text(json.dumps(report, indent=1) + "\n")
-    for w in warm:
-        print(f"warm-up seed {w['seed']}: held-out perplexity {w['final']['perplexity']:.2f}")
     table = markdown_table(rows)
     (workdir / "results.md").write_text(table + "\n")
     print(table)
