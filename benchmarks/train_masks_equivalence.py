@@ -430,10 +430,13 @@ def run_grid(setup: Setup, workdir: Path, parallel: int) -> list[dict[str, Any]]
     subprocesses at a time (each its own main process, as transformers' seeded collator
     requires)."""
     jobs = [(arm, seed) for seed in setup.seed_list() for arm in setup.arms]
+    todo = [(a, s) for a, s in jobs if not (workdir / f"{a}-{s}.json").exists()]
     if parallel <= 1:
-        return [run_job(arm, seed, workdir, setup) for arm, seed in jobs]
+        for arm, seed in todo:
+            run_job(arm, seed, workdir, setup)
+        return [json.loads((workdir / f"{a}-{s}.json").read_text()) for a, s in jobs]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    pending = list(jobs)
+    pending = list(todo)
     running: list[tuple[subprocess.Popen[bytes], str]] = []
     while pending or running:
         while pending and len(running) < parallel:
@@ -517,6 +520,11 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Setup]:
     p.add_argument("--arms", nargs="+", choices=ARMS, help="arms to run (all)")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel, one torch thread each")
     p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="results folder")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the finished runs of an interrupted run with the same setup; run the rest",
+    )
     p.add_argument("--worker", nargs=3, metavar=("ARM", "SEED", "WORKDIR"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
@@ -547,14 +555,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     workdir = args.output
     workdir.mkdir(parents=True, exist_ok=True)
-    for stale in [
-        *workdir.glob("*-[0-9]*.json"),
-        *workdir.glob("*-[0-9]*.log"),
-    ]:
-        stale.unlink()
-    (workdir / "setup.json").write_text(json.dumps(dataclasses.asdict(setup), indent=1) + "\n")
+    setup_file = workdir / "setup.json"
+    if args.resume:
+        if not setup_file.exists() or load_setup(workdir) != setup:
+            raise SystemExit(f"--resume: {setup_file} is missing or holds another setup")
+    else:
+        for stale in [
+            *workdir.glob("*-[0-9]*.json"),
+            *workdir.glob("*-[0-9]*.log"),
+        ]:
+            stale.unlink()
+        setup_file.write_text(json.dumps(dataclasses.asdict(setup), indent=1) + "\n")
     data = prepare(setup, workdir)
     print(f"data: {data}", flush=True)
+    for done in workdir.glob("*-[0-9]*.json"):
+        if json.loads(done.read_text())["eval_masks_sha256"] != data["eval_masks_sha256"]:
+            raise SystemExit(f"--resume: {done.name} was scored on other held-out masks")
     runs = run_grid(setup, workdir, args.jobs)
     rows = summarise(runs, setup.arms)
     report = {
