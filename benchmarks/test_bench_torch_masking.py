@@ -87,6 +87,7 @@ def test_torch_mask_tensor_cpu_words(benchmark, tokenizer, batch, mode):
     reference = mlmkit.DataCollatorForLanguageModeling(tokenizer, **WORD_MODES[mode])
     ids, labels = benchmark(collator.mask_tensor, batch)
     assert labels.shape == (B, L)
-    # Same masks as the collator for the same key words (streams advanced in step).
-    collator._calls = reference._calls = 7
+    # Same masks as the collator for the same key words (both at batch 7 of epoch 1).
+    collator.set_epoch(1, skip_batches=7)
+    reference.set_epoch(1, skip_batches=7)
     assert torch.equal(collator.mask_tensor(batch)[1], reference({"input_ids": batch})["labels"])

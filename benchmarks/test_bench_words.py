@@ -1,5 +1,6 @@
-"""Whole-word masking: speed against transformers 5's `whole_word_mask=True`, per-token cost at
-long sequence lengths, and memory at B=128 L=8192.
+"""Whole-word masking: speed against transformers 5's `whole_word_mask=True` and against mlmkit's
+token masking at L=512 and L=8192, per-token cost at long sequence lengths, and memory at B=128
+L=8192.
 
 By default (CI smoke run, `--benchmark-disable`) the sizes are tiny and every benchmark runs
 once. The figures in benchmarks/RESULTS.md come from the full sizes:
@@ -22,6 +23,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 import warnings
 
 import pytest
@@ -91,19 +93,53 @@ def collator(tokenizer, name: str):
     return mlmkit.DataCollatorForLanguageModeling(tokenizer, masking=masking, seed=0)
 
 
-B512, L512 = (32, 512) if FULL else (2, 64)
+# (batch, length) per size; transformers' B x L x L tensor makes its L=8192 call ~7 s and 4 GiB,
+# so it runs a few rounds there.
+SIZES = {"L512": (32, 512), "L8192": (32, 8192)} if FULL else {"L512": (2, 64), "L8192": (1, 256)}
+NAMES = ["transformers", "mlmkit-token", "mlmkit-word", "mlmkit-span", "mlmkit-ngram"]
 
 
-@pytest.mark.parametrize("name", ["transformers", "mlmkit-word", "mlmkit-span", "mlmkit-ngram"])
-def test_whole_words_b32_l512(benchmark, tokenizer, name):
-    benchmark.group = f"whole-word masking, rows as lists, B={B512} L={L512}"
-    benchmark.extra_info.update(baseline=name == "transformers", tokens=B512 * L512)
-    features = make_features(tokenizer, B512, L512)
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("size", list(SIZES))
+def test_whole_words_against_tokens(benchmark, tokenizer, size, name):
+    """Rows as lists: transformers' `whole_word_mask=True` and mlmkit's token masking are the
+    baselines of mlmkit's word, span and n-gram masking. mlmkit's rows hold `input_ids` only;
+    transformers' also `offset_mapping`, which it needs."""
+    batch, length = SIZES[size]
+    benchmark.group = f"whole-word masking, rows as lists, B={batch} L={length}"
+    benchmark.extra_info.update(
+        baseline=name in ("transformers", "mlmkit-token"), tokens=batch * length
+    )
+    features = make_features(tokenizer, batch, length)
+    if name != "transformers":
+        features = [{"input_ids": f["input_ids"]} for f in features]
     c = collator(tokenizer, name)
     c(features)  # warm up (word tables, first-call costs)
-    out = benchmark(c, features)
-    assert out["labels"].shape == (B512, L512)
+    if name == "transformers" and FULL and length > 512:
+        out = benchmark.pedantic(c, args=(features,), rounds=3, iterations=1)
+    else:
+        out = benchmark(c, features)
+    assert out["labels"].shape == (batch, length)
     assert (out["labels"] != -100).any()
+    if name not in ("transformers", "mlmkit-token"):
+        token = collator(tokenizer, "mlmkit-token")
+        ratio = interleaved_ratio(lambda: c(features), lambda: token(features))
+        benchmark.extra_info["vs_token_interleaved"] = ratio
+
+
+def interleaved_ratio(f, g, rounds: int = 200 if FULL else 2, calls: int = 5) -> float:
+    """min time of `f` / min time of `g` over short rounds that alternate between them: on a
+    shared machine, load that shifts between two separately run benchmarks moves the ratio of
+    their medians, while alternating rounds see the same load and the fastest round of each is
+    the least disturbed."""
+    best = [float("inf"), float("inf")]
+    for _ in range(rounds):
+        for i, fn in enumerate((f, g)):
+            start = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            best[i] = min(best[i], (time.perf_counter() - start) / calls)
+    return best[0] / best[1]
 
 
 # Same number of tokens at both lengths, so the per-batch times compare per-token costs.

@@ -19,7 +19,8 @@ pub struct Collate<'a> {
     pub vocab: Vocab<'a>,
     pub spec: MaskSpec,
     pub mlm: bool,
-    pub pad_id: i64,
+    /// `None` when the tokenizer has no pad token (only batches that need no padding work).
+    pub pad_id: Option<i64>,
     pub left: bool,
     pub key_words: &'a [u32],
     pub key_mode: KeyMode,
@@ -33,14 +34,19 @@ pub struct Outputs<'a> {
 }
 
 /// The key of one row's random streams (see `rng` for the algorithm).
-pub fn row_key(key_words: &[u32], mode: KeyMode, row_index: usize, content: &[i64]) -> u32 {
+pub fn row_key<T: TokenId>(
+    key_words: &[u32],
+    mode: KeyMode,
+    row_index: usize,
+    content: &[T],
+) -> u32 {
     let mut m = Murmur::new(0);
     for &w in key_words {
         m.push(w);
     }
     match mode {
         KeyMode::RowIndex => m.push(row_index as u32),
-        KeyMode::Content => content.iter().for_each(|&t| m.push(t as u32)),
+        KeyMode::Content => content.iter().for_each(|&t| m.push(t.to_i64() as u32)),
     }
     m.finish()
 }
@@ -73,22 +79,43 @@ pub enum Selection<'a> {
     Words(WordMasking<'a>),
 }
 
+/// Per-token inputs aligned with the token ids (same flat offsets).
+#[derive(Clone, Copy, Default)]
+pub struct Aligned<'a> {
+    /// `special_tokens_mask`: non-zero tokens are never selected.
+    pub special: Option<&'a [u8]>,
+    /// The rows' own `attention_mask` (0 or 1), copied to the output on each row.
+    pub attention: Option<&'a [i64]>,
+}
+
 pub fn collate<T: TokenId>(
     rows: &Rows<T>,
-    special: Option<&[u8]>,
+    aligned: Aligned,
     cfg: &Collate,
     out: Outputs,
 ) -> Result<(), KernelError> {
-    collate_with(rows, special, cfg, &Selection::Tokens, out)
+    collate_with(rows, aligned, cfg, &Selection::Tokens, out)
+}
+
+/// `values` is a row's attention over its content (positions count from the content start).
+fn check_attention(values: &[i64], row: usize) -> Result<(), KernelError> {
+    match values.iter().position(|&a| a != 0 && a != 1) {
+        None => Ok(()),
+        Some(j) => Err(KernelError::Config(format!(
+            "attention_mask row {row}, position {j} holds {}: an attention mask holds 0 and 1",
+            values[j]
+        ))),
+    }
 }
 
 pub fn collate_with<T: TokenId>(
     rows: &Rows<T>,
-    special: Option<&[u8]>,
+    aligned: Aligned,
     cfg: &Collate,
     selection: &Selection,
     out: Outputs,
 ) -> Result<(), KernelError> {
+    let special = aligned.special;
     cfg.check()?;
     if let Selection::Words(w) = selection {
         w.boundaries.check(cfg.vocab.size(), rows.values.len())?;
@@ -106,11 +133,13 @@ pub fn collate_with<T: TokenId>(
             )));
         }
     }
-    if let Some(s) = special {
-        if s.len() != rows.values.len() {
+    for (name, len) in [
+        ("special_tokens_mask", special.map(<[u8]>::len)),
+        ("attention_mask", aligned.attention.map(<[i64]>::len)),
+    ] {
+        if let Some(len) = len.filter(|&l| l != rows.values.len()) {
             return Err(KernelError::Shape(format!(
-                "special_tokens_mask holds {} values but input_ids holds {}",
-                s.len(),
+                "{name} holds {len} values but input_ids holds {}",
                 rows.values.len()
             )));
         }
@@ -136,9 +165,19 @@ pub fn collate_with<T: TokenId>(
         labels.fill(IGNORE_INDEX);
         let off = content_offset(src.len(), w, cfg.left);
         let range = off..off + src.len();
+        if let Some(given) = aligned.attention {
+            let given = &given[rows.starts[i]..rows.starts[i] + src.len()];
+            check_attention(given, i)?;
+            attention[range.clone()].copy_from_slice(given);
+        }
         if !cfg.mlm {
+            // As transformers: every pad-id token gets no label (with pad = eos, eos too).
             for (l, &id) in labels[range.clone()].iter_mut().zip(&ids[range]) {
-                *l = if id == cfg.pad_id { IGNORE_INDEX } else { id };
+                *l = if Some(id) == cfg.pad_id {
+                    IGNORE_INDEX
+                } else {
+                    id
+                };
             }
             continue;
         }
@@ -203,7 +242,7 @@ mod tests {
             },
             spec: MaskSpec::new(0.3, 0.8, 0.1, Count::Bernoulli, usize::MAX, 3).unwrap(),
             mlm: true,
-            pad_id: 0,
+            pad_id: Some(0),
             left,
             key_words: words,
             key_mode: mode,
@@ -214,7 +253,7 @@ mod tests {
         let rows = Rows::new(values, starts, lens).unwrap();
         collate(
             &rows,
-            None,
+            Aligned::default(),
             &cfg,
             Outputs {
                 ids: &mut ids,
@@ -280,7 +319,7 @@ mod tests {
             },
             spec: MaskSpec::new(0.3, 0.8, 0.1, Count::Bernoulli, usize::MAX, 3).unwrap(),
             mlm: true,
-            pad_id: 0,
+            pad_id: Some(0),
             left: false,
             key_words: &[],
             key_mode: KeyMode::RowIndex,
@@ -290,7 +329,7 @@ mod tests {
         let (mut a, mut b, mut c) = (vec![0; 2], vec![0; 2], vec![0; 2]);
         let err = collate(
             &rows,
-            None,
+            Aligned::default(),
             &cfg,
             Outputs {
                 ids: &mut a,
@@ -305,7 +344,7 @@ mod tests {
             .contains("token id 2000 at row 0, position 1"));
         let err = collate(
             &rows,
-            None,
+            Aligned::default(),
             &cfg,
             Outputs {
                 ids: &mut a,
@@ -316,5 +355,69 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, KernelError::Shape(_)));
+    }
+
+    #[test]
+    fn given_attention_is_copied_and_checked() {
+        let (sp, rnd) = tables();
+        let cfg = Collate {
+            vocab: Vocab {
+                is_special: &sp,
+                random_ids: &rnd,
+            },
+            spec: MaskSpec::new(0.0, 0.8, 0.1, Count::Bernoulli, usize::MAX, 3).unwrap(),
+            mlm: false,
+            pad_id: Some(2),
+            left: true,
+            key_words: &[],
+            key_mode: KeyMode::RowIndex,
+        };
+        // pad id 2 doubles as [SEP]: an attended trailing 2 keeps attention and gets no label
+        let values = [10i64, 0, 11, 2, 12];
+        let given = [1i64, 0, 1, 1, 1];
+        let rows = Rows::new(&values, &[0, 3], &[3, 2]).unwrap();
+        let (mut ids, mut labels, mut att) = (vec![0; 8], vec![0; 8], vec![0; 8]);
+        let out = Outputs {
+            ids: &mut ids,
+            labels: &mut labels,
+            attention: &mut att,
+            width: 4,
+        };
+        let aligned = Aligned {
+            special: None,
+            attention: Some(&given),
+        };
+        collate(&rows, aligned, &cfg, out).unwrap();
+        assert_eq!(ids, [2, 10, 0, 11, 2, 2, 2, 12]);
+        assert_eq!(att, [0, 1, 0, 1, 0, 0, 1, 1]);
+        assert_eq!(
+            labels,
+            [
+                IGNORE_INDEX,
+                10,
+                0,
+                11,
+                IGNORE_INDEX,
+                IGNORE_INDEX,
+                IGNORE_INDEX,
+                12
+            ]
+        );
+        let bad = [1i64, 2, 1, 1, 1];
+        let out = Outputs {
+            ids: &mut ids,
+            labels: &mut labels,
+            attention: &mut att,
+            width: 4,
+        };
+        let aligned = Aligned {
+            special: None,
+            attention: Some(&bad),
+        };
+        let err = collate(&rows, aligned, &cfg, out).unwrap_err();
+        assert!(
+            err.to_string().contains("row 0, position 1 holds 2"),
+            "{err}"
+        );
     }
 }

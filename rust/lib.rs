@@ -2,6 +2,7 @@
 //! compiled only with the `python` feature (maturin enables it).
 
 pub mod collate;
+pub mod cropping;
 pub mod error;
 pub mod masking;
 pub mod padding;

@@ -89,13 +89,14 @@ pub fn content_offset(len: usize, width: usize, left: bool) -> usize {
 }
 
 /// Copy one row into its padded slot, checking ids against the vocabulary, and fill the
-/// padding and the attention mask.
+/// padding and the attention mask (1 on the row, 0 on padding). `pad_id` may be `None` only
+/// when the row fills the slot.
 #[inline]
 pub fn pad_row<T: TokenId>(
     row_index: usize,
     src: &[T],
     vocab_size: usize,
-    pad_id: i64,
+    pad_id: Option<i64>,
     left: bool,
     ids: &mut [i64],
     attention: &mut [i64],
@@ -108,6 +109,17 @@ pub fn pad_row<T: TokenId>(
             width,
         });
     }
+    let pad_id = match pad_id {
+        Some(p) => p,
+        None if src.len() == width => 0,
+        None => {
+            return Err(KernelError::Config(format!(
+                "row {row_index} has {} tokens but the batch is {width} wide, and there is no \
+                 pad token to pad it with",
+                src.len()
+            )))
+        }
+    };
     let off = content_offset(src.len(), width, left);
     let (before, rest) = ids.split_at_mut(off);
     let (content, after) = rest.split_at_mut(src.len());
@@ -146,24 +158,56 @@ pub fn pad_aligned<T: TokenId>(src: &[T], fill: i64, left: bool, out: &mut [i64]
     out[off + src.len()..].fill(fill);
 }
 
-/// Shrink each row's range to leave out runs of `pad_id` at either end, so rows that arrive
-/// already padded (`padding="max_length"`, a padded 2-D batch) are treated like unpadded ones.
+/// Which positions at the padding-side end of a row are surplus padding, left out of its content
+/// (never out of the output: the batch keeps its width and every input position keeps its place).
+#[derive(Clone, Copy)]
+pub enum Trim<'a> {
+    /// Nothing can be told apart from content (no pad token, or a pad id that is also another
+    /// special token and no attention mask).
+    Nothing,
+    /// Tokens with the pad id, when that id is no other special token of the tokenizer.
+    PadIds(i64),
+    /// Tokens with the pad id whose given attention (aligned with the values) is 0.
+    Unattended { pad_id: i64, attention: &'a [i64] },
+}
+
+impl Trim<'_> {
+    #[inline]
+    fn surplus<T: TokenId>(&self, values: &[T], k: usize) -> bool {
+        match *self {
+            Trim::Nothing => false,
+            Trim::PadIds(pad) => values[k].to_i64() == pad,
+            Trim::Unattended { pad_id, attention } => {
+                attention[k] == 0 && values[k].to_i64() == pad_id
+            }
+        }
+    }
+}
+
+/// Shrink each row's range to leave out the surplus padding at its padding-side end (the
+/// start with left padding, the end otherwise), so rows that arrive already padded
+/// (`padding="max_length"`, a padded 2-D batch) are masked and keyed like unpadded ones.
 pub fn trim_padding<T: TokenId>(
     values: &[T],
     starts: &mut [usize],
     lens: &mut [usize],
-    pad_id: i64,
+    trim: &Trim,
+    left: bool,
 ) {
+    if matches!(trim, Trim::Nothing) {
+        return;
+    }
     for (s, n) in starts.iter_mut().zip(lens.iter_mut()) {
-        let row = &values[*s..*s + *n];
-        let lead = row.iter().take_while(|v| v.to_i64() == pad_id).count();
-        let trail = row[lead..]
-            .iter()
-            .rev()
-            .take_while(|v| v.to_i64() == pad_id)
-            .count();
-        *s += lead;
-        *n -= lead + trail;
+        let range = *s..*s + *n;
+        let cut = if left {
+            range.take_while(|&k| trim.surplus(values, k)).count()
+        } else {
+            range.rev().take_while(|&k| trim.surplus(values, k)).count()
+        };
+        if left {
+            *s += cut;
+        }
+        *n -= cut;
     }
 }
 
@@ -176,10 +220,10 @@ mod tests {
         let src = [5i32, 6, 7];
         let mut ids = [9i64; 5];
         let mut att = [9i64; 5];
-        pad_row(0, &src, 10, 0, false, &mut ids, &mut att).unwrap();
+        pad_row(0, &src, 10, Some(0), false, &mut ids, &mut att).unwrap();
         assert_eq!(ids, [5, 6, 7, 0, 0]);
         assert_eq!(att, [1, 1, 1, 0, 0]);
-        pad_row(0, &src, 10, 0, true, &mut ids, &mut att).unwrap();
+        pad_row(0, &src, 10, Some(0), true, &mut ids, &mut att).unwrap();
         assert_eq!(ids, [0, 0, 5, 6, 7]);
         assert_eq!(att, [0, 0, 1, 1, 1]);
     }
@@ -188,7 +232,7 @@ mod tests {
     fn rejects_out_of_vocab_and_negative_ids() {
         let mut ids = [0i64; 3];
         let mut att = [0i64; 3];
-        let err = pad_row(4, &[1i64, 10], 10, 0, false, &mut ids, &mut att).unwrap_err();
+        let err = pad_row(4, &[1i64, 10], 10, Some(0), false, &mut ids, &mut att).unwrap_err();
         assert_eq!(
             err,
             KernelError::IdOutOfRange {
@@ -198,9 +242,9 @@ mod tests {
                 vocab_size: 10
             }
         );
-        let err = pad_row(0, &[-1i64], 10, 0, false, &mut ids, &mut att).unwrap_err();
+        let err = pad_row(0, &[-1i64], 10, Some(0), false, &mut ids, &mut att).unwrap_err();
         assert!(matches!(err, KernelError::IdOutOfRange { id: -1, .. }));
-        let err = pad_row(0, &[1i64; 4], 10, 0, false, &mut ids, &mut att).unwrap_err();
+        let err = pad_row(0, &[1i64; 4], 10, Some(0), false, &mut ids, &mut att).unwrap_err();
         assert!(matches!(
             err,
             KernelError::RowTooLong {
@@ -223,12 +267,51 @@ mod tests {
     }
 
     #[test]
-    fn trims_pad_runs_at_both_ends_only() {
+    fn trims_surplus_padding_on_the_padding_side_only() {
         let v = [0i64, 0, 5, 0, 6, 0, 7, 7, 0];
-        let mut starts = [0, 6];
-        let mut lens = [6, 3];
-        trim_padding(&v, &mut starts, &mut lens, 0);
-        assert_eq!((starts, lens), ([2, 6], [3, 2]));
+        let (mut starts, mut lens) = ([0, 6], [6, 3]);
+        trim_padding(&v, &mut starts, &mut lens, &Trim::PadIds(0), false);
+        assert_eq!((starts, lens), ([0, 6], [5, 2]));
+        let (mut starts, mut lens) = ([0, 6], [6, 3]);
+        trim_padding(&v, &mut starts, &mut lens, &Trim::PadIds(0), true);
+        assert_eq!((starts, lens), ([2, 6], [4, 3]));
+        let (mut starts, mut lens) = ([0, 6], [6, 3]);
+        trim_padding(&v, &mut starts, &mut lens, &Trim::Nothing, false);
+        assert_eq!((starts, lens), ([0, 6], [6, 3]));
+    }
+
+    #[test]
+    fn attended_pad_ids_are_content() {
+        // pad id 0 shared with a real token: only unattended pad ids are surplus.
+        let v = [5i64, 0, 0, 0];
+        let attention = [1i64, 1, 0, 0];
+        let (mut starts, mut lens) = ([0], [4]);
+        let trim = Trim::Unattended {
+            pad_id: 0,
+            attention: &attention,
+        };
+        trim_padding(&v, &mut starts, &mut lens, &trim, false);
+        assert_eq!((starts, lens), ([0], [2]));
+        // an unattended token that is not the pad id is content too
+        let v = [5i64, 6, 0];
+        let attention = [1i64, 0, 0];
+        let (mut starts, mut lens) = ([0], [3]);
+        let trim = Trim::Unattended {
+            pad_id: 0,
+            attention: &attention,
+        };
+        trim_padding(&v, &mut starts, &mut lens, &trim, false);
+        assert_eq!((starts, lens), ([0], [2]));
+    }
+
+    #[test]
+    fn missing_pad_token_is_an_error_only_when_padding() {
+        let mut ids = [9i64; 3];
+        let mut att = [9i64; 3];
+        pad_row(0, &[1i64, 2, 3], 10, None, false, &mut ids, &mut att).unwrap();
+        assert_eq!((ids, att), ([1, 2, 3], [1, 1, 1]));
+        let err = pad_row(2, &[1i64, 2], 10, None, false, &mut ids, &mut att).unwrap_err();
+        assert!(err.to_string().contains("row 2 has 2 tokens"));
     }
 
     #[test]

@@ -4,14 +4,15 @@ use numpy::{
     PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadwriteArray1, PyReadwriteArray2,
     PyUntypedArrayMethods,
 };
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
-use crate::collate::{collate_with, Collate, KeyMode, Outputs, Selection};
+use crate::collate::{collate_with, Aligned, Collate, KeyMode, Outputs, Selection};
+use crate::cropping::{crop_rows as crop_kernel, Crop};
 use crate::error::KernelError;
 use crate::masking::{Count, MaskSpec, Vocab};
-use crate::padding::{pad_aligned, trim_padding as trim_rows, Rows, TokenId};
+use crate::padding::{pad_aligned, trim_padding as trim_rows, Rows, TokenId, Trim};
 use crate::rng;
 use crate::words::{self, Boundaries, Lengths, Replace, SpanSpec, Units, WordMasking};
 
@@ -117,31 +118,54 @@ fn extend_exact_ints(list: &Bound<'_, PyList>, none: Option<i64>, out: &mut Vec<
     true
 }
 
+/// What is wrong with an item of a row that is not an integer that fits in 64 bits.
+fn bad_item(name: &str, i: usize, j: usize, item: &Bound<'_, PyAny>, bools: bool) -> PyErr {
+    let at = format!("{name} row {i}, position {j}");
+    if item.is_instance_of::<pyo3::types::PyBool>() && !bools {
+        return PyTypeError::new_err(format!(
+            "{at} is {item}: {name} must hold integers, not bools"
+        ));
+    }
+    if item.is_instance_of::<pyo3::types::PyInt>() {
+        return PyOverflowError::new_err(format!(
+            "{at} holds {item}, which does not fit in 64 bits"
+        ));
+    }
+    if item.is_instance_of::<pyo3::types::PyString>() && name == "input_ids" {
+        return PyTypeError::new_err(format!(
+            "{at} is a str ({}): {name} must hold token ids; tokenize the text first",
+            item.repr().map(|r| r.to_string()).unwrap_or_default()
+        ));
+    }
+    let ty = item
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into());
+    PyTypeError::new_err(format!("{name} must hold integers; {at} is a {ty}"))
+}
+
 /// Flatten a list of rows (lists or tuples of Python ints) into `(values, lengths)`; `None`
-/// items become `none` when it is given.
+/// items become `none` when it is given; Python bools are refused unless `bools` (masks).
 #[pyfunction]
-#[pyo3(signature = (rows, name, none=None))]
+#[pyo3(signature = (rows, name, none=None, bools=false))]
 fn flatten_rows<'py>(
     py: Python<'py>,
     rows: &Bound<'py, PyList>,
     name: &str,
     none: Option<i64>,
+    bools: bool,
 ) -> PyResult<IdsAndLens<'py>> {
     let mut values: Vec<i64> = Vec::new();
     let mut lens: Vec<i64> = Vec::with_capacity(rows.len());
-    let bad = |i: usize, j: usize, item: &Bound<'py, PyAny>| {
-        let ty = item
-            .get_type()
-            .name()
-            .map(|n| n.to_string())
-            .unwrap_or_else(|_| "?".into());
-        PyTypeError::new_err(format!(
-            "{name} must hold integers; row {i}, position {j} is a {ty}"
-        ))
-    };
     let value = |i: usize, j: usize, item: &Bound<'py, PyAny>| match none {
         Some(v) if item.is_none() => Ok(v),
-        _ => item.extract::<i64>().map_err(|_| bad(i, j, item)),
+        _ if item.is_instance_of::<pyo3::types::PyBool>() && !bools => {
+            Err(bad_item(name, i, j, item, bools))
+        }
+        _ => item
+            .extract::<i64>()
+            .map_err(|_| bad_item(name, i, j, item, bools)),
     };
     for (i, row) in rows.iter().enumerate() {
         let start = values.len();
@@ -172,7 +196,7 @@ fn flatten_rows<'py>(
 #[pyo3(signature = (values, starts, lens, special_mask, is_special, random_ids, key_words, keyed, mlm,
     probability, mask_replace_prob, random_replace_prob, exact, max_predictions, mask_id, pad_id, left,
     out_ids, out_labels, out_attention,
-    words=None))]
+    words=None, attention=None))]
 fn collate_batch(
     py: Python<'_>,
     values: &Bound<'_, PyAny>,
@@ -190,18 +214,25 @@ fn collate_batch(
     exact: bool,
     max_predictions: Option<usize>,
     mask_id: i64,
-    pad_id: i64,
+    pad_id: Option<i64>,
     left: bool,
     mut out_ids: PyReadwriteArray2<i64>,
     mut out_labels: PyReadwriteArray2<i64>,
     mut out_attention: PyReadwriteArray2<i64>,
     words: Option<WordArgs<'_>>,
+    attention: Option<PyReadonlyArray1<i64>>,
 ) -> PyResult<()> {
     let starts = to_usize(contiguous(&starts, "starts")?, "starts")?;
     let lens = to_usize(contiguous(&lens, "lens")?, "lens")?;
-    let special = match &special_mask {
-        Some(s) => Some(contiguous(s, "special_tokens_mask")?),
-        None => None,
+    let aligned = Aligned {
+        special: match &special_mask {
+            Some(s) => Some(contiguous(s, "special_tokens_mask")?),
+            None => None,
+        },
+        attention: match &attention {
+            Some(a) => Some(contiguous(a, "attention_mask")?),
+            None => None,
+        },
     };
     let is_special = contiguous(&is_special, "is_special")?;
     let random_ids = contiguous(&random_ids, "random_ids")?;
@@ -262,7 +293,7 @@ fn collate_batch(
         run_detached(
             py,
             &rows,
-            special,
+            aligned,
             &cfg,
             &selection,
             Outputs {
@@ -278,12 +309,12 @@ fn collate_batch(
 fn run_detached<T: TokenId>(
     py: Python<'_>,
     rows: &Rows<T>,
-    special: Option<&[u8]>,
+    aligned: Aligned,
     cfg: &Collate,
     selection: &Selection,
     out: Outputs,
 ) -> PyResult<()> {
-    py.detach(|| collate_with(rows, special, cfg, selection, out))
+    py.detach(|| collate_with(rows, aligned, cfg, selection, out))
         .map_err(PyErr::from)
 }
 
@@ -324,15 +355,22 @@ fn pad_column(
     })
 }
 
-/// Shrink `starts`/`lens` in place to leave out pad-id runs at both ends of each row, after
-/// checking no row is empty. Returns the longest row before trimming (the batch width).
+/// Shrink `starts`/`lens` in place to leave out the surplus padding at each row's padding-side
+/// end (see `padding::Trim`): with `attention`, pad-id tokens whose attention is 0; without it,
+/// pad-id tokens when `pad_is_unique` (the pad id is no other special token); else nothing.
+/// Checks no row is empty first. Returns the longest row before trimming (the batch width).
 #[pyfunction]
+#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (values, starts, lens, pad_id, pad_is_unique, left, name, attention=None))]
 fn trim_padding(
     values: &Bound<'_, PyAny>,
     mut starts: PyReadwriteArray1<i64>,
     mut lens: PyReadwriteArray1<i64>,
-    pad_id: i64,
+    pad_id: Option<i64>,
+    pad_is_unique: bool,
+    left: bool,
     name: &str,
+    attention: Option<PyReadonlyArray1<i64>>,
 ) -> PyResult<usize> {
     let starts = starts
         .as_slice_mut()
@@ -348,9 +386,28 @@ fn trim_padding(
         )));
     }
     let width = n.iter().copied().max().unwrap_or(0);
+    let attention = match &attention {
+        Some(a) => Some(contiguous(a, "attention_mask")?),
+        None => None,
+    };
+    let trim = match (pad_id, attention) {
+        (None, _) => Trim::Nothing,
+        (Some(pad_id), Some(attention)) => Trim::Unattended { pad_id, attention },
+        (Some(pad_id), None) if pad_is_unique => Trim::PadIds(pad_id),
+        (Some(_), None) => Trim::Nothing,
+    };
     with_ids!(values, "input_ids", |v| {
         Rows::new(v, &s, &n)?;
-        trim_rows(v, &mut s, &mut n, pad_id);
+        if let Some(a) = attention {
+            if a.len() != v.len() {
+                return Err(PyValueError::new_err(format!(
+                    "attention_mask holds {} values but {name} holds {}",
+                    a.len(),
+                    v.len()
+                )));
+            }
+        }
+        trim_rows(v, &mut s, &mut n, &trim, left);
         Ok::<(), PyErr>(())
     })?;
     for (dst, src) in starts.iter_mut().zip(&s) {
@@ -360,6 +417,62 @@ fn trim_padding(
         *dst = *src as i64;
     }
     Ok(width)
+}
+
+type CropArrays<'py> = (
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+);
+
+/// Crop rows to `max_length` tokens (see `cropping`): `(index, starts, lens, content_starts,
+/// content_lens)`, the flat positions kept and the new rows and contents over them.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn crop_rows<'py>(
+    py: Python<'py>,
+    values: &Bound<'py, PyAny>,
+    starts: PyReadonlyArray1<i64>,
+    lens: PyReadonlyArray1<i64>,
+    content_starts: PyReadonlyArray1<i64>,
+    content_lens: PyReadonlyArray1<i64>,
+    max_length: usize,
+    prefix: Vec<i64>,
+    suffix: Vec<i64>,
+    key_words: PyReadonlyArray1<u32>,
+    keyed: bool,
+) -> PyResult<CropArrays<'py>> {
+    let starts = to_usize(contiguous(&starts, "starts")?, "starts")?;
+    let lens = to_usize(contiguous(&lens, "lens")?, "lens")?;
+    let content_starts = to_usize(contiguous(&content_starts, "content_starts")?, "starts")?;
+    let content_lens = to_usize(contiguous(&content_lens, "content_lens")?, "lens")?;
+    let key_words = contiguous(&key_words, "key_words")?;
+    let crop = Crop {
+        max_length,
+        prefix: &prefix,
+        suffix: &suffix,
+        key_words,
+        key_mode: if keyed {
+            KeyMode::Content
+        } else {
+            KeyMode::RowIndex
+        },
+    };
+    let out = with_ids!(values, "input_ids", |v| {
+        let rows = Rows::new(v, &starts, &lens)?;
+        py.detach(|| crop_kernel(&rows, &content_starts, &content_lens, &crop))
+            .map_err(PyErr::from)
+    })?;
+    let arr = |v: Vec<usize>| PyArray1::from_vec(py, v.into_iter().map(|n| n as i64).collect());
+    Ok((
+        PyArray1::from_vec(py, out.index),
+        arr(out.starts),
+        arr(out.lens),
+        arr(out.content_starts),
+        arr(out.content_lens),
+    ))
 }
 
 /// MurmurHash3_x86_32 of 32-bit words (exposed so tests can check the documented algorithm).
@@ -386,6 +499,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("LANE_SELECT", rng::LANE_SELECT)?;
     m.add("LANE_REPLACE", rng::LANE_REPLACE)?;
     m.add("LANE_RANDOM_TOKEN", rng::LANE_RANDOM_TOKEN)?;
+    // Cropping to max_length.
+    m.add_function(wrap_pyfunction!(crop_rows, m)?)?;
+    m.add("LANE_CROP", rng::LANE_CROP)?;
     // Whole-word and span masking.
     m.add_function(wrap_pyfunction!(span_tables, m)?)?;
     m.add("LANE_SPAN_LENGTH", words::LANE_SPAN_LENGTH)?;

@@ -15,6 +15,10 @@
 //!   `fmix32(lane_key + i * 0x9E3779B9)`.
 //! * A probability `p` is the integer threshold `round(p * 2^32)`; an event happens when the
 //!   drawn value is below the threshold. An index in `[0, n)` is `(value * n) >> 32`.
+//!
+//! Lanes of a row's key: 1 selection, 2 replacement, 3 random token (`masking`), 4 the start of
+//! the window a row longer than `max_length` is cropped to (`cropping`: value 0 of the lane, as
+//! an index into the possible starts), 16 and 17 span lengths and phases (`words`).
 
 pub const GOLDEN: u32 = 0x9E37_79B9;
 
@@ -22,6 +26,8 @@ pub const GOLDEN: u32 = 0x9E37_79B9;
 pub const LANE_SELECT: u32 = 1;
 pub const LANE_REPLACE: u32 = 2;
 pub const LANE_RANDOM_TOKEN: u32 = 3;
+/// Where a cropped row's window starts (`cropping`).
+pub const LANE_CROP: u32 = 4;
 
 #[inline(always)]
 pub fn fmix32(mut h: u32) -> u32 {

@@ -316,6 +316,8 @@ pub struct Scratch {
     keys: Vec<u64>,
     sorted: Vec<u64>,
     taken: Vec<bool>,
+    /// Starts of the selected words (`SelectedWords`).
+    starts: Vec<u32>,
 }
 
 /// Split a row into words (step 2); `maskable` already covers vocabulary and column flags.
@@ -491,9 +493,309 @@ fn fill_budget(words: &[Word], sel: &Lane, budget: usize, scratch: &mut Scratch)
     }
 }
 
+/// Whole-word masking, bernoulli, without a cap (the default), without a word list. In that
+/// mode every word whose start `s_k` has `below(SEL.at(s_k), threshold(p))` is an accepted unit
+/// of its own (steps 3 and 4). So the selected words are the word starts among the maskable
+/// positions whose draw is a hit: those candidates are found exactly as token masking selects
+/// tokens (one branch-free pass, one table lookup and one draw per position), and the boundary
+/// rule of step 2 is evaluated at the ~p of positions that are candidates, and along the selected
+/// words to find their ends. Same result as `segment` + `select` + the replacement loop of
+/// `mask_row`, at little more than the cost of token masking (see `bench` below).
+struct SelectedWords<'a> {
+    vocab: &'a Vocab<'a>,
+    spec: &'a MaskSpec,
+    replace: Replace,
+    row_key: u32,
+}
+
+/// Optional per-position flags (the `special_tokens_mask` column, continuation flags).
+trait Flags: Copy {
+    fn set(&self, j: usize) -> bool;
+}
+
+#[derive(Clone, Copy)]
+struct NoFlags;
+
+impl Flags for NoFlags {
+    #[inline(always)]
+    fn set(&self, _: usize) -> bool {
+        false
+    }
+}
+
+impl Flags for &[u8] {
+    #[inline(always)]
+    fn set(&self, j: usize) -> bool {
+        self[j] != 0
+    }
+}
+
+/// Step 2 one position at a time, carrying what position `j` needs of `j - 1`.
+trait WordStarts {
+    type Carry: Copy;
+    /// The carry of position -1 (not maskable).
+    const BEFORE_ROW: Self::Carry;
+    /// Step 1's `m[j]` from `j`'s carry.
+    fn maskable_carry(carry: Self::Carry) -> bool;
+    /// Step 1's `m[j]` alone.
+    fn maskable_at(&self, j: usize, id: i64) -> bool;
+    /// Whether `j` is maskable and starts a word, and `j`'s carry.
+    fn step(&self, j: usize, id: i64, prev: Self::Carry) -> (bool, Self::Carry);
+}
+
+/// Boundaries from the per-vocabulary tables; carries `(m[j], ends_word[t[j]])`.
+struct TableStarts<'a, S, C> {
+    is_special: &'a [u8],
+    starts_word: &'a [u8],
+    ends_word: &'a [u8],
+    special: S,
+    continuation: C,
+}
+
+impl<S: Flags, C: Flags> WordStarts for TableStarts<'_, S, C> {
+    type Carry = (bool, u8);
+    const BEFORE_ROW: (bool, u8) = (false, 0);
+
+    #[inline(always)]
+    fn maskable_carry(carry: (bool, u8)) -> bool {
+        carry.0
+    }
+
+    #[inline(always)]
+    fn maskable_at(&self, j: usize, id: i64) -> bool {
+        (self.is_special[id as usize] == 0) & !self.special.set(j)
+    }
+
+    #[inline(always)]
+    fn step(&self, j: usize, id: i64, (prev, e): (bool, u8)) -> (bool, (bool, u8)) {
+        let i = id as usize;
+        let here = (self.is_special[i] == 0) & !self.special.set(j);
+        let joined = self.continuation.set(j) | (e == 2) | ((self.starts_word[i] == 0) & (e != 1));
+        (here & !(prev & joined), (here, self.ends_word[i]))
+    }
+}
+
+/// Boundaries from word ids; carries `(m[j], wid[j])`.
+struct WordIdStarts<'a, S> {
+    is_special: &'a [u8],
+    word_ids: &'a [i64],
+    special: S,
+}
+
+impl<S: Flags> WordStarts for WordIdStarts<'_, S> {
+    type Carry = (bool, i64);
+    const BEFORE_ROW: (bool, i64) = (false, 0);
+
+    #[inline(always)]
+    fn maskable_carry(carry: (bool, i64)) -> bool {
+        carry.0
+    }
+
+    #[inline(always)]
+    fn maskable_at(&self, j: usize, id: i64) -> bool {
+        (self.is_special[id as usize] == 0) & !self.special.set(j) & (self.word_ids[j] >= 0)
+    }
+
+    #[inline(always)]
+    fn step(&self, j: usize, id: i64, (prev, w): (bool, i64)) -> (bool, (bool, i64)) {
+        let wid = self.word_ids[j];
+        let here = (self.is_special[id as usize] == 0) & !self.special.set(j) & (wid >= 0);
+        (here & !(prev & (wid == w)), (here, wid))
+    }
+}
+
+impl SelectedWords<'_> {
+    /// Monomorphise the pass for each kind of boundary and column flags.
+    #[inline(always)]
+    fn mask(
+        &self,
+        ids: &mut [i64],
+        labels: &mut [i64],
+        special: Option<&[u8]>,
+        boundaries: RowBoundaries,
+        starts: &mut Vec<u32>,
+    ) {
+        match special {
+            None => self.with(ids, labels, NoFlags, boundaries, starts),
+            Some(m) => {
+                let m = &m[..ids.len()];
+                self.with(ids, labels, m, boundaries, starts)
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn with(
+        &self,
+        ids: &mut [i64],
+        labels: &mut [i64],
+        special: impl Flags,
+        boundaries: RowBoundaries,
+        starts: &mut Vec<u32>,
+    ) {
+        // The tables have one length (checked with the boundaries): one bounds check serves
+        // the three lookups of an id.
+        let v = self.vocab.is_special.len();
+        let is_special = &self.vocab.is_special[..v];
+        match boundaries {
+            RowBoundaries::WordIds(w) => {
+                let starts_of = WordIdStarts {
+                    is_special,
+                    word_ids: &w[..ids.len()],
+                    special,
+                };
+                self.run(ids, labels, &starts_of, starts)
+            }
+            RowBoundaries::Tables {
+                starts_word,
+                ends_word,
+                continuation,
+            } => {
+                let (starts_word, ends_word) = (&starts_word[..v], &ends_word[..v]);
+                match continuation {
+                    None => {
+                        let starts_of = TableStarts {
+                            is_special,
+                            starts_word,
+                            ends_word,
+                            special,
+                            continuation: NoFlags,
+                        };
+                        self.run(ids, labels, &starts_of, starts)
+                    }
+                    Some(c) => {
+                        let starts_of = TableStarts {
+                            is_special,
+                            starts_word,
+                            ends_word,
+                            special,
+                            continuation: &c[..ids.len()],
+                        };
+                        self.run(ids, labels, &starts_of, starts)
+                    }
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn run<W: WordStarts>(
+        &self,
+        ids: &mut [i64],
+        labels: &mut [i64],
+        words: &W,
+        starts: &mut Vec<u32>,
+    ) {
+        let spec = self.spec;
+        let n = ids.len();
+        let sel = Lane::new(self.row_key, LANE_SELECT);
+        starts.clear();
+        starts.resize(n, 0);
+        let out = &mut starts[..n];
+        // Maskable positions whose selection draw is a hit, exactly as token masking selects
+        // (one table lookup and one draw per token)...
+        let mut k = 0;
+        for (j, &id) in ids.iter().enumerate() {
+            out[k] = j as u32;
+            k += (words.maskable_at(j, id) & rng::below(sel.at(j as u32), spec.select)) as usize;
+        }
+        // ...of which the word starts are the selected words (boundaries are looked up at the
+        // ~p of positions that are candidates only).
+        let mut kept = 0;
+        for i in 0..k {
+            let j = out[i] as usize;
+            let prev = match j {
+                0 => W::BEFORE_ROW,
+                _ => words.step(j - 1, ids[j - 1], W::BEFORE_ROW).1,
+            };
+            out[kept] = j as u32;
+            kept += words.step(j, ids[j], prev).0 as usize;
+        }
+        let k = kept;
+        let rep = Lane::new(self.row_key, LANE_REPLACE);
+        let tok = Lane::new(self.row_key, LANE_RANDOM_TOKEN);
+        let random = self.vocab.random_ids;
+        for &s in &out[..k] {
+            // The word's end, read before any of its tokens is replaced (later words start at
+            // or after it, so nothing read here was replaced yet).
+            let s = s as usize;
+            let (mut e, mut carry) = (s + 1, words.step(s, ids[s], W::BEFORE_ROW).1);
+            while e < n {
+                let (begins, next) = words.step(e, ids[e], carry);
+                if begins || !W::maskable_carry(next) {
+                    break;
+                }
+                (e, carry) = (e + 1, next);
+            }
+            match self.replace {
+                Replace::PerToken => {
+                    for j in s..e {
+                        replace(j, ids, labels, spec, self.vocab, &rep, &tok);
+                    }
+                }
+                Replace::PerUnit => {
+                    // Plain loops: words are a token or two, too short for memcpy calls.
+                    let v = rep.at(s as u32);
+                    let (mask, random_token) = (
+                        rng::below(v, spec.mask_below),
+                        rng::below(v, spec.random_below),
+                    );
+                    for j in s..e {
+                        labels[j] = ids[j];
+                        if mask {
+                            ids[j] = spec.mask_id;
+                        } else if random_token {
+                            ids[j] = random[rng::index(tok.at(j as u32), random.len())];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Mask one row's whole words or spans in place (`ids`/`labels` as in `masking::mask_row`).
 #[allow(clippy::too_many_arguments)]
 pub fn mask_row(
+    ids: &mut [i64],
+    labels: &mut [i64],
+    extra_special: Option<&[u8]>,
+    boundaries: RowBoundaries,
+    vocab: &Vocab,
+    spec: &MaskSpec,
+    wm: &WordMasking,
+    row_key: u32,
+    scratch: &mut Scratch,
+) {
+    if matches!(wm.units, Units::Words)
+        && spec.count == Count::Bernoulli
+        && spec.max_predictions == usize::MAX
+    {
+        let pass = SelectedWords {
+            vocab,
+            spec,
+            replace: wm.replace,
+            row_key,
+        };
+        pass.mask(ids, labels, extra_special, boundaries, &mut scratch.starts);
+        return;
+    }
+    mask_row_with_word_list(
+        ids,
+        labels,
+        extra_special,
+        boundaries,
+        vocab,
+        spec,
+        wm,
+        row_key,
+        scratch,
+    );
+}
+
+/// Steps 2 to 5 as written: the row's word list, its units, the budget, the replacement.
+#[allow(clippy::too_many_arguments)]
+fn mask_row_with_word_list(
     ids: &mut [i64],
     labels: &mut [i64],
     extra_special: Option<&[u8]>,
@@ -915,6 +1217,87 @@ mod tests {
     }
 
     #[test]
+    fn one_pass_word_masking_equals_the_word_list_path() {
+        // Random vocabulary tables (every `ends_word` value, specials), rows with continuation
+        // flags, column flags and word ids (runs, repeats, negatives), every replacement mode.
+        let lane = Lane::new(11, 77);
+        let mut draw = {
+            let mut i = 0u32;
+            move |n: usize| {
+                i += 1;
+                rng::index(lane.at(i), n)
+            }
+        };
+        let size = 40;
+        let is_special: Vec<u8> = (0..size).map(|i| (i < 3) as u8).collect();
+        let starts: Vec<u8> = (0..size).map(|_| (draw(4) != 0) as u8).collect();
+        let ends: Vec<u8> = (0..size).map(|_| [0, 0, 1, 2, 5][draw(5)]).collect();
+        let random: Vec<i64> = (3..size as i64).collect();
+        let vocab = Vocab {
+            is_special: &is_special,
+            random_ids: &random,
+        };
+        let mut scratch = Scratch::default();
+        let mut selected = 0;
+        for case in 0..3000 {
+            let n = draw(40);
+            let orig: Vec<i64> = (0..n).map(|_| draw(size) as i64).collect();
+            let flags: Vec<u8> = (0..n).map(|_| (draw(6) == 0) as u8).collect();
+            let mut wid = Vec::with_capacity(n);
+            for _ in 0..n {
+                let w = match draw(5) {
+                    0 => -1,
+                    1 | 2 => *wid.last().unwrap_or(&0),
+                    _ => draw(8) as i64,
+                };
+                wid.push(w);
+            }
+            let boundaries = match case % 3 {
+                0 => Boundaries::WordIds(&wid),
+                1 => Boundaries::Tables {
+                    starts_word: &starts,
+                    ends_word: &ends,
+                    continuation: None,
+                },
+                _ => Boundaries::Tables {
+                    starts_word: &starts,
+                    ends_word: &ends,
+                    continuation: Some(&flags),
+                },
+            };
+            let p = [0.0, 0.15, 0.5, 1.0][case % 4];
+            let spec = MaskSpec::new(p, 0.5, 0.3, Count::Bernoulli, usize::MAX, 2).unwrap();
+            let extra = (case % 5 == 0).then_some(&flags[..]);
+            let replace = [Replace::PerUnit, Replace::PerToken][case % 2];
+            let wm = WordMasking {
+                boundaries,
+                units: Units::Words,
+                replace,
+            };
+            let run = |list: bool, scratch: &mut Scratch| {
+                let (mut ids, mut labels) = (orig.clone(), vec![IGNORE_INDEX; n]);
+                let b = boundaries.row(0, n);
+                let (ids_, labels_) = (&mut ids, &mut labels);
+                let args = (extra, b, &vocab, &spec, &wm, case as u32);
+                if list {
+                    mask_row_with_word_list(
+                        ids_, labels_, args.0, args.1, args.2, args.3, args.4, args.5, scratch,
+                    );
+                } else {
+                    mask_row(
+                        ids_, labels_, args.0, args.1, args.2, args.3, args.4, args.5, scratch,
+                    );
+                }
+                (ids, labels)
+            };
+            let want = run(true, &mut scratch);
+            assert_eq!(run(false, &mut scratch), want, "case {case}");
+            selected += want.1.iter().filter(|&&l| l != IGNORE_INDEX).count();
+        }
+        assert!(selected > 10_000, "{selected}");
+    }
+
+    #[test]
     fn zero_probability_selects_nothing() {
         let mut scratch = Scratch::default();
         let span = SpanSpec::new(Lengths::geometric(0.2, 10).unwrap(), 0.0).unwrap();
@@ -949,5 +1332,211 @@ mod tests {
             &mut scratch,
         );
         assert_eq!(units.iter().map(|u| u.count).sum::<u32>(), 100);
+    }
+}
+
+/// Timing of whole-word against token masking on one batch, for profiling the kernel:
+/// `cargo test --release bench_word_against_token -- --ignored --nocapture`.
+#[cfg(test)]
+mod bench {
+    use super::*;
+    use crate::collate::{collate_with, Aligned, Collate, KeyMode, Outputs, Selection};
+    use crate::padding::Rows;
+    use std::time::Instant;
+
+    /// Ids with BERT-like statistics: [CLS] ... [SEP], Zipf-like frequencies (log-uniform ids),
+    /// ~13% continuation pieces, ~20% tokens that end a word (punctuation).
+    fn batch(rows: usize, len: usize) -> (Vec<i64>, Vec<u8>, Vec<u8>, Vec<u8>) {
+        let vocab = 30_000;
+        let mut special = vec![0u8; vocab];
+        special[..4].fill(1);
+        let starts: Vec<u8> = (0..vocab).map(|i| (i % 100 >= 13) as u8).collect();
+        let ends: Vec<u8> = (0..vocab).map(|i| (i % 5 == 0) as u8).collect();
+        let lane = Lane::new(7, 99);
+        let mut ids = Vec::with_capacity(rows * len);
+        for r in 0..rows {
+            ids.push(1);
+            for j in 1..len - 1 {
+                let u = lane.at((r * len + j) as u32) as f64 / 4_294_967_296.0;
+                ids.push(3 + ((vocab - 4) as f64).powf(u) as i64);
+            }
+            ids.push(2);
+        }
+        (ids, special, starts, ends)
+    }
+
+    /// For each case, the fastest of 301 rounds of 10 calls, in ns per call. Rounds are short
+    /// and alternate between the cases, so that on a shared machine some rounds of each run
+    /// undisturbed by other processes, and the minimum is one of those.
+    fn min_ns(cases: &mut [&mut dyn FnMut()]) -> Vec<f64> {
+        let mut best = vec![f64::INFINITY; cases.len()];
+        for _ in 0..301 {
+            for (case, b) in cases.iter_mut().zip(&mut best) {
+                let t = Instant::now();
+                for _ in 0..10 {
+                    case();
+                }
+                *b = b.min(t.elapsed().as_nanos() as f64 / 10.0);
+            }
+        }
+        best
+    }
+
+    struct Case<'a> {
+        name: &'static str,
+        cfg: Collate<'a>,
+        selection: Selection<'a>,
+    }
+
+    #[test]
+    #[ignore = "timing, run by hand in release mode"]
+    fn bench_word_against_token() {
+        let (rows, len) = (32, 512);
+        let (values, special, starts_word, ends_word) = batch(rows, len);
+        let random: Vec<i64> = (4..30_000).collect();
+        let row_starts: Vec<usize> = (0..rows).map(|r| r * len).collect();
+        let lens = vec![len; rows];
+        let batch_rows = Rows::new(&values, &row_starts, &lens).unwrap();
+        let cfg = |mlm| Collate {
+            vocab: Vocab {
+                is_special: &special,
+                random_ids: &random,
+            },
+            spec: MaskSpec::new(0.15, 0.8, 0.1, Count::Bernoulli, usize::MAX, 3).unwrap(),
+            mlm,
+            pad_id: Some(0),
+            left: false,
+            key_words: &[1, 2, 3],
+            key_mode: KeyMode::RowIndex,
+        };
+        let tables = Boundaries::Tables {
+            starts_word: &starts_word,
+            ends_word: &ends_word,
+            continuation: None,
+        };
+        let words = |units, replace| {
+            Selection::Words(WordMasking {
+                boundaries: tables,
+                units,
+                replace,
+            })
+        };
+        let spans =
+            || Units::Spans(SpanSpec::new(Lengths::geometric(0.2, 10).unwrap(), 0.15).unwrap());
+        let cases = [
+            Case {
+                name: "padding only",
+                cfg: cfg(false),
+                selection: Selection::Tokens,
+            },
+            Case {
+                name: "token",
+                cfg: cfg(true),
+                selection: Selection::Tokens,
+            },
+            Case {
+                name: "word",
+                cfg: cfg(true),
+                selection: words(Units::Words, Replace::PerUnit),
+            },
+            Case {
+                name: "word, per token",
+                cfg: cfg(true),
+                selection: words(Units::Words, Replace::PerToken),
+            },
+            Case {
+                name: "span",
+                cfg: cfg(true),
+                selection: words(spans(), Replace::PerUnit),
+            },
+        ];
+        let n = rows * len;
+        let mut outputs: Vec<_> = cases
+            .iter()
+            .map(|_| (vec![0; n], vec![0; n], vec![0; n]))
+            .collect();
+        let mut runs: Vec<Box<dyn FnMut()>> = cases
+            .iter()
+            .zip(outputs.iter_mut())
+            .map(|(case, (a, b, c))| {
+                let rows = &batch_rows;
+                Box::new(move || {
+                    let out = Outputs {
+                        ids: a,
+                        labels: b,
+                        attention: c,
+                        width: len,
+                    };
+                    collate_with(rows, Aligned::default(), &case.cfg, &case.selection, out).unwrap()
+                }) as Box<dyn FnMut()>
+            })
+            .collect();
+        let mut refs: Vec<&mut dyn FnMut()> = runs
+            .iter_mut()
+            .map(|r| &mut **r as &mut dyn FnMut())
+            .collect();
+        let ns = min_ns(&mut refs);
+        for (case, t) in cases.iter().zip(&ns) {
+            println!(
+                "{:>16}: {:7.1} us per {rows}x{len} batch, {:.2}x token",
+                case.name,
+                t / 1e3,
+                t / ns[1]
+            );
+        }
+    }
+
+    /// The masking alone (no padding), row by row, of the one-pass word path against the
+    /// word-list path it replaces in the default mode: `cargo test --release bench_one_pass --
+    /// --ignored --nocapture`.
+    #[test]
+    #[ignore = "timing, run by hand in release mode"]
+    fn bench_one_pass_against_word_list() {
+        let (rows, len) = (32, 512);
+        let (values, special, starts_word, ends_word) = batch(rows, len);
+        let random: Vec<i64> = (4..30_000).collect();
+        let vocab = Vocab {
+            is_special: &special,
+            random_ids: &random,
+        };
+        let spec = MaskSpec::new(0.15, 0.8, 0.1, Count::Bernoulli, usize::MAX, 3).unwrap();
+        let wm = WordMasking {
+            boundaries: Boundaries::Tables {
+                starts_word: &starts_word,
+                ends_word: &ends_word,
+                continuation: None,
+            },
+            units: Units::Words,
+            replace: Replace::PerUnit,
+        };
+        let (vocab, spec, wm, values) = (&vocab, &spec, &wm, &values);
+        // Each case masks its own copy of the batch, restored from `values` first.
+        let case = |list: bool| {
+            let (mut ids, mut labels) = (values.clone(), vec![0i64; values.len()]);
+            let mut scratch = Scratch::default();
+            move || {
+                ids.copy_from_slice(values);
+                labels.fill(crate::masking::IGNORE_INDEX);
+                let rows = ids.chunks_mut(len).zip(labels.chunks_mut(len));
+                for (r, (row, lab)) in rows.enumerate() {
+                    let b = wm.boundaries.row(r * len, len);
+                    let f = if list {
+                        mask_row_with_word_list
+                    } else {
+                        mask_row
+                    };
+                    f(row, lab, None, b, vocab, spec, wm, r as u32, &mut scratch);
+                }
+            }
+        };
+        let (mut one_pass, mut word_list) = (case(false), case(true));
+        let ns = min_ns(&mut [&mut one_pass, &mut word_list]);
+        println!(
+            "masking a {rows}x{len} batch (rows restored first): one pass {:.1} us, word list \
+             {:.1} us ({:.2}x)",
+            ns[0] / 1e3,
+            ns[1] / 1e3,
+            ns[1] / ns[0]
+        );
     }
 }

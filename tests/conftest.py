@@ -107,3 +107,32 @@ def unigram_tokenizer():
 @pytest.fixture(scope="session", params=["bert", "bpe", "unigram"])
 def any_tokenizer(request):
     return request.getfixturevalue(f"{request.param}_tokenizer")
+
+
+@pytest.fixture(scope="session")
+def gpt2_like():
+    """A GPT-2-style byte-level BPE tokenizer: one special token, <|endoftext|>, which is bos,
+    eos and unk, and no post-processor. The usual setup pads with eos; MLM adds a mask token."""
+    from tokenizers import ByteLevelBPETokenizer
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(CORPUS, vocab_size=500, special_tokens=["<|endoftext|>"])
+    tok = _wrap(
+        bpe,
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+    )
+    tok.pad_token = tok.eos_token
+    tok.add_special_tokens({"mask_token": "<mask>"})
+    return tok
+
+
+@pytest.fixture(scope="session")
+def bert_pad_sep(bert_dir):
+    """A BERT vocabulary whose pad token is [SEP] (the pad id is also a real token)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(bert_dir)
+    tok.pad_token = tok.sep_token
+    return tok

@@ -245,65 +245,48 @@ def test_canaries_are_inserted_the_given_number_of_times():
 # ---- the sparse masked-LM head --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("pretraining", [False, True])
-def test_sparse_head_gives_the_stock_loss_and_gradients(pretraining):
-    import torch
-    from transformers import BertConfig, BertForMaskedLM, BertForPreTraining
+def test_adapt_trains_supported_classes_with_the_sparse_head(capsys):
+    """(Equality with the stock model is tested in test_sparse_head.py.)"""
+    from transformers import BertConfig, BertForMaskedLM, CamembertConfig, CamembertForMaskedLM
 
-    from mlmkit.cli.sparse_head import SparseHeadBertForMaskedLM, SparseHeadBertForPreTraining
+    from mlmkit.cli.models import with_sparse_head
+
+    tiny = dict(
+        vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=40,
+    )  # fmt: skip
+    model = BertForMaskedLM(BertConfig(**tiny))
+    assert with_sparse_head(model) is True
+    assert type(model) is BertForMaskedLM and model._forward_pre_hooks
+    other = CamembertForMaskedLM(CamembertConfig(**tiny))
+    assert with_sparse_head(other) is False
+    assert not other._forward_pre_hooks
+    assert "CamembertForMaskedLM trains with its stock head" in capsys.readouterr().out
+
+
+def test_cli_trainer_divides_the_mean_loss_by_the_accumulation_steps(bert_tokenizer, tmp_path):
+    """The heads return a batch mean and ignore `num_items_in_batch` (transformers#47688), so
+    the CLI's Trainer must not pass it, and then divides the loss by the accumulation steps."""
+    from transformers import BertConfig, BertForMaskedLM, TrainingArguments
+
+    import mlmkit
+    from mlmkit.cli.arguments import MaskingArguments
+    from mlmkit.cli.pretraining import Run, train
 
     config = BertConfig(
-        vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=32, max_position_embeddings=16, hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
+        vocab_size=len(bert_tokenizer), hidden_size=16, num_hidden_layers=1,
+        num_attention_heads=2, intermediate_size=32, max_position_embeddings=40,
     )  # fmt: skip
-    stock_cls, sparse_cls = (
-        (BertForPreTraining, SparseHeadBertForPreTraining)
-        if pretraining
-        else (BertForMaskedLM, SparseHeadBertForMaskedLM)
-    )
-    torch.manual_seed(0)
-    stock = stock_cls(config)
-    sparse = sparse_cls(config)
-    sparse.load_state_dict(stock.state_dict())
-    g = torch.Generator().manual_seed(1)
-    ids = torch.randint(5, 50, (4, 12), generator=g)
-    labels = torch.where(torch.rand(4, 12, generator=g) < 0.3, ids, -100)
-    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
-    if pretraining:
-        batch["next_sentence_label"] = torch.tensor([0, 1, 1, 0])
-    losses = []
-    for model in (stock, sparse):
-        model.zero_grad()
-        loss = model(**batch).loss
-        loss.backward()
-        losses.append(loss)
-    torch.testing.assert_close(losses[0], losses[1])
-    for (name, a), (_, b) in zip(stock.named_parameters(), sparse.named_parameters(), strict=True):
-        if a.grad is not None or b.grad is not None:
-            torch.testing.assert_close(a.grad, b.grad, msg=name)
-    # Without labels: the stock model's full logits.
-    with torch.no_grad():
-        full = (
-            sparse(input_ids=ids).logits
-            if not pretraining
-            else sparse(input_ids=ids).prediction_logits
-        )
-    assert full.shape == (4, 12, 50)
-
-
-def test_trainer_scales_sparse_head_loss_for_gradient_accumulation(tmp_path):
-    from transformers import BertConfig, Trainer, TrainingArguments
-
-    from mlmkit.cli.sparse_head import SparseHeadBertForMaskedLM
-
-    config = BertConfig(
-        vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=32, max_position_embeddings=16,
+    model = mlmkit.sparse_mlm_head(BertForMaskedLM(config))
+    rows = bert_tokenizer(["The quick brown fox jumps over the lazy dog."] * 8)["input_ids"]
+    data = datasets.Dataset.from_dict({"input_ids": rows})
+    args = TrainingArguments(
+        str(tmp_path), per_device_train_batch_size=2, gradient_accumulation_steps=2, max_steps=1,
+        use_cpu=True, report_to="none", save_strategy="no", eval_strategy="no",
+        disable_tqdm=True, dataloader_pin_memory=False,
     )  # fmt: skip
-    args = TrainingArguments(str(tmp_path), use_cpu=True, report_to="none")
-    trainer = Trainer(model=SparseHeadBertForMaskedLM(config), args=args)
-    # The mean loss is divided by the accumulation steps, not by a count it never sees.
+    trainer = train(Run("test"), model, bert_tokenizer, data, data, MaskingArguments(), args)
+    assert trainer.state.global_step == 1
     assert trainer.model_accepts_loss_kwargs is False
 
 

@@ -321,8 +321,10 @@ def test_bad_inputs_raise_clear_errors(bert_tokenizer, bpe_tokenizer):
         C(no_mask)
     no_pad = transformers.AutoTokenizer.from_pretrained(bert_tokenizer.name_or_path)
     no_pad.pad_token = None
-    with pytest.raises(ValueError, match="pad token"):
-        C(no_pad)
+    # a pad token is needed only to pad: equal rows collate, unequal ones name the lengths
+    assert C(no_pad, seed=0)([[101, 7592, 102], [101, 2088, 102]])["input_ids"].shape == (2, 3)
+    with pytest.raises(ValueError, match=r"row lengths: 3, 2\) but the tokenizer has no pad"):
+        C(no_pad, seed=0)([[101, 7592, 102], [101, 102]])
     for kw, match in [
         (dict(mlm_probability=1.5), "mlm_probability"),
         (dict(mlm_probability=-0.1), "mlm_probability"),
@@ -369,6 +371,56 @@ def test_bad_inputs_raise_clear_errors(bert_tokenizer, bpe_tokenizer):
         c([[101, 102]], return_tensors="jax")
 
 
+BIG = 2**70
+
+
+@pytest.mark.parametrize(
+    "batch, exc, match",
+    [
+        ([[101, True, 102]], TypeError, r"row 0, position 1 is True: .*not bools"),
+        ([np.array([101, 1, 102], dtype=bool)], TypeError, "dtype bool"),
+        (torch.tensor([[True, False]]), TypeError, "dtype bool"),
+        (["hello world"], TypeError, r"row 0 is a string \('hello world'\): .*tokenize"),
+        ([{"input_ids": "hello world"}], TypeError, "row 0 is a string.*tokenize the text first"),
+        ({"input_ids": "hello"}, TypeError, "input_ids column is a string.*tokenize"),
+        ([["hello", "world"]], TypeError, r"position 0 is a str \('hello'\).*tokenize"),
+        ([np.array(["a", "b"])], TypeError, "holds strings.*tokenize"),
+        ([[101, BIG, 102]], OverflowError, f"position 1 holds {BIG}, which does not fit in 64"),
+        ([np.array([101, BIG], dtype=object)], OverflowError, f"{BIG} at position 1.*64 bits"),
+        (np.array([[101, BIG]], dtype=object), OverflowError, "does not fit in 64 bits"),
+        ([torch.empty(3, dtype=torch.long, device="meta")], ValueError, "row 0 .*meta device"),
+        (
+            [{"input_ids": [101, 7, 102], "attention_mask": [1, 2, 1]}],
+            ValueError,
+            "attention_mask row 0, position 1 holds 2",
+        ),
+        (
+            [{"input_ids": [101, 7, 102], "attention_mask": [1, 1]}],
+            ValueError,
+            "attention_mask row 0 has 2 values but input_ids row 0 has 3",
+        ),
+        (
+            {"input_ids": [[101, 7, 102]], "attention_mask": [[1, 1, 1], [1]]},
+            ValueError,
+            "attention_mask has 2 rows but input_ids has 1",
+        ),
+    ],
+    ids=lambda x: None,
+)
+def test_bad_rows_name_the_problem(bert_tokenizer, batch, exc, match):
+    with pytest.raises(exc, match=match):
+        mlmkit.DataCollatorForLanguageModeling(bert_tokenizer, seed=0)(batch)
+
+
+def test_meta_tensors_are_refused_on_the_torch_path(bert_tokenizer):
+    c = mlmkit.DataCollatorForLanguageModeling(bert_tokenizer, seed=0)
+    meta = torch.empty((2, 3), dtype=torch.long, device="meta")
+    with pytest.raises(ValueError, match="meta device"):
+        c.mask_tensor(meta)
+    with pytest.raises(ValueError, match="meta device"):
+        c.torch_mask_tokens(meta)
+
+
 def test_core_rejects_non_contiguous_and_mismatched_buffers(bert_tokenizer):
     from mlmkit import _core
 
@@ -413,3 +465,26 @@ def test_core_rejects_non_contiguous_and_mismatched_buffers(bert_tokenizer):
         call(o=[np.empty((2, 5), np.int64) for _ in range(3)])
     with pytest.raises(TypeError, match="integer numpy array"):
         call(v=values.astype(np.float32))
+
+
+def test_tokenizer_changes_after_construction_are_seen(bert_dir):
+    tok = transformers.AutoTokenizer.from_pretrained(bert_dir)
+    c = mlmkit.DataCollatorForLanguageModeling(
+        tok, seed=0, mlm_probability=1.0, mask_replace_prob=1.0, random_replace_prob=0.0
+    )
+    rows = [[101, 7592, 2088, 102]]
+    assert (c(rows)["input_ids"][0, 1:3] == 103).all()
+    tok.mask_token = "[unused0]"  # a new mask token
+    assert (c(rows)["input_ids"][0, 1:3] == tok.convert_tokens_to_ids("[unused0]")).all()
+    tok.add_special_tokens({"additional_special_tokens": ["[NEW]"]})  # a new special token
+    new = tok.convert_tokens_to_ids("[NEW]")
+    batch = c([[101, new, 7592, 102]])
+    assert batch["labels"][0, 1] == -100 and batch["input_ids"][0, 1] == new
+    tok.mask_token = None
+    with pytest.raises(ValueError, match="mask token"):
+        c(rows)
+    # the tables are rebuilt only when something changed
+    tok.mask_token = "[MASK]"
+    tables = c.tables
+    c(rows)
+    assert c.tables is tables

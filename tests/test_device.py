@@ -119,7 +119,11 @@ def test_trainer_recipe_masking_in_the_training_step(bpe_tokenizer, tmp_path):
         save_strategy="no",
         disable_tqdm=True,
     )
-    DeviceMaskingTrainer(model=model, args=args, train_dataset=train, data_collator=padder).train()
+    trainer = DeviceMaskingTrainer(
+        model=model, args=args, train_dataset=train, data_collator=padder
+    )
+    mlmkit.MaskEpochCallback(masker).attach(trainer)
+    trainer.train()
     assert len(seen) == 8
     reference = mlmkit.DataCollatorForLanguageModeling(tok, seed=0)
     for step in range(4):

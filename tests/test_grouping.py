@@ -22,9 +22,20 @@ from mlmkit import GroupTexts
 DEFAULT_FILL = {"attention_mask": (1, 0), "word_ids": (None, None), "special_tokens_mask": (1, 1)}
 
 
+def words_per_document(rows):
+    """Each document's word ids shifted past the largest id of the documents before it."""
+    out, base = [], 0
+    for row in rows:
+        out.append([w if w is None or w < 0 else w + base for w in row])
+        base += max([w for w in row if w is not None and w >= 0], default=-1) + 1
+    return out
+
+
 def reference(docs, aligned, block, prefix, suffix, sep, tail, pad, fills, labels=False):
     """Plain-Python grouping: the documented semantics, written as directly as possible."""
     content = block - len(prefix) - len(suffix)
+    if "word_ids" in aligned:
+        aligned = {**aligned, "word_ids": words_per_document(aligned["word_ids"])}
     names = ["input_ids", *aligned]
     streams = {n: [] for n in names}
     first = True
@@ -438,3 +449,38 @@ def test_fingerprint_is_the_same_in_another_process():
 
 def test_exported():
     assert "GroupTexts" in mlmkit.__all__
+
+
+def test_no_word_spans_two_documents(bert_tokenizer):
+    """Each document numbers its words from 0: without renumbering, a one-word document followed
+    by another would be one word for whole-word masking (no separator between them)."""
+    texts = ["unbelievable", "unbelievable", "tokenization", "tokenization of words"]
+    enc = bert_tokenizer(texts, add_special_tokens=False)
+    batch = {
+        "input_ids": enc["input_ids"],
+        "word_ids": [enc.word_ids(i) for i in range(len(texts))],
+    }
+    lens = [len(r) for r in enc["input_ids"]]
+    total = sum(lens)
+    out = GroupTexts(total, tail="keep")(batch)
+    words = out["word_ids"][0].tolist()
+    ends = np.cumsum(lens)[:-1]
+    for e in ends:  # the first token of each document starts a new word
+        assert words[e] != words[e - 1]
+    # within a document the partition into words is the one the tokenizer gave
+    starts = [0, *ends]
+    for s, n, row in zip(starts, lens, batch["word_ids"], strict=True):
+        given = np.diff(row) != 0
+        assert ((np.diff(words[s : s + n]) != 0) == given).all()
+    # whole-word masking now masks each document's word on its own
+    rows = [{"input_ids": out["input_ids"][0].tolist(), "word_ids": words}]
+    split = 0
+    for seed in range(200):
+        c = mlmkit.DataCollatorForLanguageModeling(
+            bert_tokenizer, whole_word_mask=True, seed=seed, mlm_probability=0.5
+        )
+        labels = c(rows)["labels"][0]
+        first, second = labels[: lens[0]] != -100, labels[lens[0] : lens[0] + lens[1]] != -100
+        assert first.all() or not first.any()  # a word is masked whole
+        split += int(first.any() != second.any())
+    assert 60 < split < 140  # independent words at p = 0.5: about half the seeds

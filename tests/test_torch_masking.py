@@ -49,14 +49,17 @@ def test_row_keys_match_the_reference(bert_tokenizer):
     pad = bert_tokenizer.pad_token_id
     rows = [[5, 6, 7], [101, 2000, 102], [9] * 30, []]
     width = 34
-    ids = torch.full((len(rows), width), pad)
-    for i, row in enumerate(rows):
-        ids[i, 2 : 2 + len(row)] = torch.tensor(row, dtype=torch.long)
-    start, length = torch_masking.content_range(ids, pad)
-    assert length.tolist() == [3, 3, 30, 0]
-    words = [int(w) for w in mlmkit.seeding.keyed_words(42, 3)]
-    keys = torch_masking.row_keys(ids, start, length, words, keyed=True)
-    assert keys.tolist() == [keyed_row_key(42, 3, row) for row in rows]
+    for left in (False, True):
+        ids = torch.full((len(rows), width), pad)
+        for i, row in enumerate(rows):
+            at = width - len(row) if left else 0
+            ids[i, at : at + len(row)] = torch.tensor(row, dtype=torch.long)
+        start, length = torch_masking.content_range(ids, pad, left=left)
+        assert length.tolist() == [3, 3, 30, 0]
+        assert start.tolist() == ([31, 31, 4, 34] if left else [0, 0, 0, 0])
+        words = [int(w) for w in mlmkit.seeding.keyed_words(42, 3)]
+        keys = torch_masking.row_keys(ids, start, length, words, keyed=True)
+        assert keys.tolist() == [keyed_row_key(42, 3, row) for row in rows]
     by_index = torch_masking.row_keys(ids, start, length, words, keyed=False)
     assert by_index.tolist() == [hash_words(0, words + [i]) for i in range(len(rows))]
 
@@ -84,30 +87,17 @@ def random_batch(rng, tok, b, width, side, pad_both=False, inner_pad=False):
     return ids
 
 
-def assert_same_as_rust(collator, ids, special=None, check_layout=True):
-    """mask_tensor(ids) equals what the Rust collator produces for the same rows."""
+def assert_same_as_rust(collator, ids, special=None):
+    """mask_tensor(ids) equals what the Rust collator produces for the same rows (both keep
+    every position where it is)."""
     feats = {"input_ids": ids}
     if special is not None:
         feats["special_tokens_mask"] = special
     rust = collator(feats)
     got_ids, got_labels = collator.mask_tensor(ids, special_tokens_mask=special)
     assert got_ids.dtype == torch.long and got_labels.dtype == torch.long
-    if check_layout:
-        assert torch.equal(got_ids, rust["input_ids"])
-        assert torch.equal(got_labels, rust["labels"])
-        return
-    # Different layouts (pads on both ends): compare each row's content.
-    start, length = torch_masking.content_range(ids, collator.tokenizer.pad_token_id)
-    width = ids.shape[1]
-    left = collator.tokenizer.padding_side == "left"
-    for i, (s, n) in enumerate(zip(start.tolist(), length.tolist(), strict=True)):
-        r = width - n if left else 0
-        assert torch.equal(got_ids[i, s : s + n], rust["input_ids"][i, r : r + n])
-        assert torch.equal(got_labels[i, s : s + n], rust["labels"][i, r : r + n])
-        outside = torch.ones(width, dtype=torch.bool)
-        outside[s : s + n] = False
-        assert (got_labels[i, outside] == -100).all()
-        assert torch.equal(got_ids[i, outside], ids[i, outside])
+    assert torch.equal(got_ids, rust["input_ids"])
+    assert torch.equal(got_labels, rust["labels"])
 
 
 SETTINGS = [
@@ -164,9 +154,9 @@ def test_padding_anywhere_special_masks_and_dtypes(bert_tokenizer, left_bert):
         for _ in range(15):
             b, width = int(rng.integers(1, 8)), int(rng.integers(2, 50))
             ids = random_batch(rng, tok, b, width, "right", pad_both=True, inner_pad=True)
-            assert_same_as_rust(collator, ids, check_layout=False)
+            assert_same_as_rust(collator, ids)
             special = torch.from_numpy(rng.random((b, width)) < 0.3).to(torch.long)
-            assert_same_as_rust(collator, ids, special=special, check_layout=False)
+            assert_same_as_rust(collator, ids, special=special)
         ids = random_batch(rng, tok, 4, 20, tok.padding_side)
         for dtype in (torch.int32, torch.int64):
             assert_same_as_rust(collator, ids.to(dtype))

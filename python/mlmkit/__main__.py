@@ -1,5 +1,6 @@
-"""The `mlmkit` command line: pretrain BERT from scratch, adapt a masked LM to a corpus, fill masks,
-probe for memorisation, and measure collation speed."""
+"""The `mlmkit` command line: pretrain BERT from scratch, adapt a masked LM to a corpus, preprocess
+a corpus into training shards (on this machine or with Ray), fill masks, probe for memorisation,
+and measure collation speed."""
 
 from __future__ import annotations
 
@@ -39,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
         "TrainingArguments.",
     )
 
+    from .cli.preprocess_arguments import add_preprocess_command
+
+    add_preprocess_command(sub)
+
     fill = sub.add_parser("fill-mask", help="top-k tokens at each mask of a text")
     fill.add_argument("--model", required=True, help="model directory (model and tokenizer)")
     fill.add_argument("text", help="text with the tokenizer's mask token, e.g. [MASK] or <mask>")
@@ -72,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # which flags were given
     try:
         return run(args)
     except CliError as e:
@@ -92,6 +98,10 @@ def run(args: argparse.Namespace) -> int:
         from .cli.commands import training_command
 
         training_command(args)
+    elif args.command == "preprocess":
+        from .cli.preprocessing import preprocess_command
+
+        preprocess_command(args)
     elif args.command == "fill-mask":
         from .cli.commands import fill_mask_command
 

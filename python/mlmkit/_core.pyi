@@ -36,7 +36,10 @@ LANE_REPLACE: int
 LANE_RANDOM_TOKEN: int
 
 def flatten_rows(
-    rows: list[list[int] | tuple[int, ...]], name: str, none: int | None = None
+    rows: list[list[int] | tuple[int, ...]],
+    name: str,
+    none: int | None = None,
+    bools: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]: ...
 def collate_batch(
     values: np.ndarray,
@@ -54,18 +57,26 @@ def collate_batch(
     exact: bool,
     max_predictions: int | None,
     mask_id: int,
-    pad_id: int,
+    pad_id: int | None,
     left: bool,
     out_ids: np.ndarray,
     out_labels: np.ndarray,
     out_attention: np.ndarray,
     words: dict[str, Any] | None = None,
+    attention: np.ndarray | None = None,
 ) -> None: ...
 def pad_column(
     values: np.ndarray, starts: np.ndarray, lens: np.ndarray, fill: int, left: bool, out: np.ndarray
 ) -> None: ...
 def trim_padding(
-    values: np.ndarray, starts: np.ndarray, lens: np.ndarray, pad_id: int, name: str
+    values: np.ndarray,
+    starts: np.ndarray,
+    lens: np.ndarray,
+    pad_id: int | None,
+    pad_is_unique: bool,
+    left: bool,
+    name: str,
+    attention: np.ndarray | None = None,
 ) -> int: ...
 def hash_words(seed: int, words: list[int]) -> int: ...
 def lane_values(row_key: int, lane: int, n: int) -> np.ndarray: ...
@@ -139,3 +150,21 @@ def pair_instances(
     a_type: int,
     b_type: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
+
+# Cropping to max_length.
+__all__ += ["LANE_CROP", "crop_rows"]
+
+LANE_CROP: int
+
+def crop_rows(
+    values: np.ndarray,
+    starts: np.ndarray,
+    lens: np.ndarray,
+    content_starts: np.ndarray,
+    content_lens: np.ndarray,
+    max_length: int,
+    prefix: list[int],
+    suffix: list[int],
+    key_words: np.ndarray,
+    keyed: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...

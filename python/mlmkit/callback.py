@@ -28,6 +28,7 @@ from transformers.trainer_callback import DefaultFlowCallback
 
 from .collator import DataCollatorForLanguageModeling
 from .metrics import check_logits, mlm_logits, summarize, token_sums
+from .seeding import integer_like
 from .word_masking import BOUNDARY_COLUMNS, resolve_masking
 
 _EVAL_LOG = re.compile(r"^eval(_.+)?_runtime$")
@@ -91,8 +92,7 @@ class FixedMaskPerplexityCallback(TrainerCallback):
         for name, value, low in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+        seed = integer_like(seed, "seed")
         if mask_on_device not in (None, True, False):
             raise ValueError(f"mask_on_device must be None, True or False, got {mask_on_device!r}")
         _check_dataset(eval_dataset)
@@ -106,6 +106,7 @@ class FixedMaskPerplexityCallback(TrainerCallback):
         self.masker = dataclasses.replace(
             collator, keyed=True, seed=seed, epoch=0, return_tensors="pt", device=None
         )
+        self.masker.set_epoch(0)  # managed: the eval masks never change, whatever Trainer does
         # The torch path: the DataLoader pads, mask_tensor masks (every masking mode). Word
         # boundaries from a dataset's word_ids / chinese_ref column stay with the collator.
         masking = resolve_masking(collator.whole_word_mask, collator.masking, True)

@@ -12,9 +12,10 @@ import torch
 from transformers import PreTrainedTokenizerBase
 from transformers.data.data_collator import DataCollatorMixin
 
-from . import _core, seeding
-from .batch import Ragged, aligned, as_ragged, columns_of, is_scalar
-from .vocab import RandomTokens, TokenizerTables, tokenizer_tables
+from . import _core, cropping, seeding
+from .batch import Ragged, aligned_values, as_ragged, attention_values, columns_of, is_scalar
+from .length_plan import LengthPlan, MaxLengthField
+from .vocab import RandomTokens, TokenizerTables, tokenizer_state, tokenizer_tables
 from .word_masking import (
     BOUNDARY_COLUMNS,
     MASKINGS,
@@ -53,7 +54,9 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
         random_tokens: "non_special" (random replacements drawn from the non-special vocabulary)
             or "uniform" (from `range(len(tokenizer))`, as transformers).
         keyed: masks are a pure function of (seed, epoch, row content); needs `seed`.
-        epoch: mixed into the random stream; set it each epoch (a callback can) for fresh masks.
+        epoch: the epoch the masks belong to (0-based). `Trainer` advances it by itself; in
+            other loops call `set_epoch(epoch)` every epoch (README: "Multi-GPU, multi-node and
+            resumed training").
 
     Whole-word and span masking (README: "Whole-word and span masking"):
         whole_word_mask: True selects whole words (same as masking="word"); boundaries come from
@@ -63,27 +66,34 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
             Default: "word" if whole_word_mask else "token".
         replace_per: "word": one 80/10/10 decision per word (per span in span/n-gram masking);
             "token": per token (Google BERT, Megatron).
+
+    Short sequences (README: "Short sequences first"):
+        max_length: crop every row longer than this to a window of `max_length` tokens (then
+            pad and mask): `[CLS] window [SEP]` for rows wrapped in the tokenizer's special
+            tokens, every per-token column cut alike. Sentence pairs are never cropped (an
+            error when longer). `mlmkit.SequenceLengthSchedule` changes it during training.
     """
 
     tokenizer: PreTrainedTokenizerBase
     mlm: bool = True
     whole_word_mask: bool = False
-    mlm_probability: float = 0.15
+    mlm_probability: float | None = 0.15
     mask_replace_prob: float = 0.8
     random_replace_prob: float = 0.1
     pad_to_multiple_of: int | None = None
     return_tensors: str = "pt"
-    seed: int | None = None
+    seed: int | None = seeding.SeedField()  # type: ignore[assignment]
     mask_count: MaskCount = "bernoulli"
     max_predictions: int | None = None
     random_tokens: RandomTokens = "non_special"
     keyed: bool = False
-    epoch: int = 0
+    epoch: int = seeding.EpochField()  # type: ignore[assignment]
     masking: Masking | None = None
     replace_per: ReplacePer = "word"
     span_geometric_p: float = 0.2
     max_span_length: int = 10
     max_ngram: int = 3
+    max_length: int | None = MaxLengthField()  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.tokenizer is None:
@@ -92,6 +102,8 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
         check_span_options(
             self.replace_per, self.span_geometric_p, self.max_span_length, self.max_ngram
         )
+        if self.mlm_probability is None and not self.mlm:
+            self.mlm_probability = 0.0  # transformers allows None without MLM
         self.mlm_probability = _check_probability("mlm_probability", self.mlm_probability)
         self.mask_replace_prob = _check_probability("mask_replace_prob", self.mask_replace_prob)
         self.random_replace_prob = _check_probability(
@@ -116,23 +128,25 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
                 isinstance(value, bool) or not isinstance(value, int) or value < 1
             ):
                 raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
-        if self.seed is not None and (
-            isinstance(self.seed, bool) or not isinstance(self.seed, int)
-        ):
-            raise TypeError(f"seed must be an int or None, got {type(self.seed).__name__}")
         if self.keyed and self.seed is None:
             raise ValueError(
                 "keyed=True makes masks a function of (seed, epoch, content): pass a seed"
             )
         self._tables: TokenizerTables | None = None
-        self._calls = 0
-        _ = self.tables  # fail now, not at the first batch, if pad/mask tokens are missing
+        self._schedule: seeding.EpochSchedule = self.__dict__["_schedule"]  # made by `epoch`
+        self._lengths: LengthPlan = self.__dict__["_lengths"]  # made by `max_length`
+        self._cursor = seeding.BatchCursor()
+        self._template: tuple[Any, ...] | None = None
+        _ = self.tables  # fail now, not at the first batch, if the mask token is missing
+        self._check_max_length(self.max_length)
         self._check_device()
+        self._built = True
 
     @property
     def tables(self) -> TokenizerTables:
+        """The tokenizer's special-token flags and ids, rebuilt when the tokenizer changes."""
         tables = self._tables
-        if tables is None or tables.vocab_size != len(self.tokenizer):
+        if tables is None or tables.state != tokenizer_state(self.tokenizer):
             tables = tokenizer_tables(self.tokenizer, self.random_tokens, self.mlm)
             self._tables = tables
         return tables
@@ -140,16 +154,59 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_tables"] = None  # derived; rebuilt lazily in the process that uses it
+        state["_template"] = None
+        state["_cursor"] = seeding.BatchCursor()  # a copy counts its own batches
         return state
 
-    def _key_words(self) -> np.ndarray:
+    def window_template(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The special tokens a cropped row keeps around its window when it carries them: the
+        tokenizer's single-sequence template, e.g. `((cls_id,), (sep_id,))`."""
+        state = self.tables.state
+        cached = self._template
+        if cached is None or cached[0] != state:
+            cached = (state, *cropping.window_template(self.tokenizer))
+            self._template = cached
+        return cached[1], cached[2]
+
+    def _check_max_length(self, n: int | None) -> None:
+        if n is None:
+            return
+        prefix, suffix = self.window_template()
+        specials = len(prefix) + len(suffix)
+        if n <= specials:
+            names = self.tokenizer.convert_ids_to_tokens([*prefix, *suffix])
+            raise ValueError(
+                f"max_length={n} is too small: the tokenizer wraps a sequence in {specials} "
+                f"special tokens ({' '.join(names)}), so a cropped row needs max_length >= "
+                f"{specials + 1}"
+            )
+
+    def set_epoch(self, epoch: int, *, skip_batches: int = 0) -> None:
+        """Mask the coming batches as batches of `epoch` (0-based), like
+        `DistributedSampler.set_epoch`. `skip_batches` is the number of batches the DataLoader
+        skips at the start of this epoch when a run resumes (what accelerate's
+        `skip_first_batches(loader, skip_batches)` skips), so that batch positions match the
+        uninterrupted run.
+
+        Keyed mode: the epoch enters every row's key. `seed=int`: each batch is keyed by (seed,
+        rank, epoch, its position in the epoch), so a resumed run draws the same masks. Call it
+        before iterating the DataLoader, in the process that iterates it; DataLoader workers,
+        persistent ones included, see it. `Trainer` does this by itself (`MaskEpochCallback`)."""
+        self._schedule.set(epoch, skip_batches)
+
+    def _key_words(self, position: seeding.BatchPosition | None = None) -> np.ndarray:
+        """The key words of a batch (at `position`, else the next one this collator takes)."""
+        schedule = self._schedule
         if self.keyed:
-            return seeding.keyed_words(self.seed, self.epoch)  # type: ignore[arg-type]
+            seeding.warn_if_unmanaged(schedule, keyed=True)
+            epoch = schedule.epoch if position is None else position.epoch
+            return seeding.keyed_words(self.seed, epoch)  # type: ignore[arg-type]
         if self.seed is None:
-            return seeding.torch_words()
-        words = seeding.seeded_words(self.seed, self.epoch, self._calls)
-        self._calls += 1
-        return words
+            return seeding.torch_words(schedule.rank())
+        seeding.warn_if_unmanaged(schedule, keyed=False)
+        if position is None:
+            position = seeding.batch_position(schedule, self._cursor)
+        return seeding.seeded_words(self.seed, schedule.rank(), position)
 
     def torch_call(self, examples: Any) -> dict[str, Any]:
         return self._to_device(self._collate(examples, "pt"))
@@ -164,35 +221,30 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
         a = np.empty(shape, dtype=np.int64)
         return a, a
 
-    def _collate(self, examples: Any, framework: str) -> dict[str, Any]:
+    def _collate(self, examples: Any, framework: str, keep_width: bool = False) -> dict[str, Any]:
+        """Pad and mask a batch. Every position of the input keeps its place and value in the
+        output (unless masked); `keep_width` (for the `*_mask_tokens` methods) leaves
+        `pad_to_multiple_of` out."""
         tables = self.tables
+        position = seeding.batch_position(self._schedule, self._cursor)
         cols = columns_of(examples)
         ids = as_ragged(cols["input_ids"], "input_ids")
-        per_token = [k for k in cols if k not in _CONSUMED or k == "special_tokens_mask"]
-        if per_token:
-            raw_starts, raw_lens = ids.starts.copy(), ids.lens.copy()
-        width = _core.trim_padding(ids.values, ids.starts, ids.lens, tables.pad_id, "input_ids")
-        if self.pad_to_multiple_of:
-            width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
-        shape = (len(ids.lens), width)
         left = self.tokenizer.padding_side == "left"
 
+        # Aligned columns are read at input_ids' flat offsets, checked against the rows as given.
+        attention = None
+        if "attention_mask" in cols:
+            attention = attention_values(cols["attention_mask"], ids)
         special = None
         if "special_tokens_mask" in cols:
-            shift = ids.starts - raw_starts
-            s = aligned(cols["special_tokens_mask"], "special_tokens_mask", ids, raw_lens, shift)
-            special = Ragged(np.ascontiguousarray(s.values != 0, dtype=np.uint8), s.starts, s.lens)
-            if not np.array_equal(special.starts, ids.starts):
-                special.values = _gather(special, ids)
-
+            s = aligned_values(cols["special_tokens_mask"], "special_tokens_mask", ids, bools=True)
+            special = np.ascontiguousarray(s != 0, dtype=np.uint8)
         words = None
         masking = resolve_masking(self.whole_word_mask, self.masking, self.mlm)
         if masking != "token":
             words = word_arguments(
                 cols,
                 ids,
-                raw_starts if per_token else None,  # set when a boundary column is present
-                raw_lens if per_token else None,
                 masking,
                 self.replace_per,
                 self.span_geometric_p,
@@ -200,17 +252,77 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
                 self.max_ngram,
                 lambda: word_tables(self.tokenizer),
             )
+        passed: dict[str, np.ndarray] = {}
+        scalars: dict[str, Any] = {}
+        for name, rows in cols.items():
+            if name in _CONSUMED or name in BOUNDARY_COLUMNS:
+                continue
+            if is_scalar(rows[0]):
+                scalars[name] = _stack_scalars(rows, name, framework)
+            elif isinstance(rows[0], str):
+                raise ValueError(
+                    f"column {name!r} holds strings, which cannot be batched; remove it from the "
+                    "dataset (Trainer does unless remove_unused_columns=False)"
+                )
+            else:
+                passed[name] = aligned_values(rows, name, ids, bools=True)
+
+        # Content: each row without the surplus padding at its padding-side end (positions and
+        # keyed masks count from it). The output keeps the input's layout.
+        raw_starts, raw_lens = ids.starts, ids.lens
+        content = Ragged(ids.values, raw_starts.copy(), raw_lens.copy())
+        width = _core.trim_padding(
+            ids.values,
+            content.starts,
+            content.lens,
+            tables.pad_id,
+            tables.pad_is_unique,
+            left,
+            "input_ids",
+            attention,
+        )
+        limit = self._lengths.at(position.step, self._cursor.training)
+        if limit is not None and width > limit:
+            if keep_width:
+                _check_fits(content, limit)
+            else:
+                crop = cropping.crop_rows(
+                    ids,
+                    content,
+                    limit,
+                    self.window_template(),
+                    lambda: self._key_words(position),
+                    self.keyed,
+                    passed.get("token_type_ids"),
+                    next((c for c in cropping.PAIR_LABELS if c in cols), None),
+                )
+                ids, content = crop.rows, crop.content
+                raw_starts, raw_lens = ids.starts, ids.lens
+                attention = None if attention is None else crop.take(attention)
+                special = None if special is None else crop.take(special)
+                if words is not None:
+                    for name in ("word_ids", "continuation"):
+                        if words[name] is not None:
+                            words[name] = crop.take(words[name])
+                passed = {name: crop.take(values) for name, values in passed.items()}
+                width = int(raw_lens.max())
+        if self.pad_to_multiple_of and not keep_width:
+            width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        if tables.pad_id is None and bool((raw_lens < width).any()):
+            raise ValueError(_no_pad_message(raw_lens, width, self.pad_to_multiple_of))
+        shape = (len(raw_lens), width)
+
         input_ids, ids_out = self._empty(shape, framework)
         labels, labels_out = self._empty(shape, framework)
-        attention, attention_out = self._empty(shape, framework)
+        attention_out, attention_np = self._empty(shape, framework)
         _core.collate_batch(
-            ids.values,
-            ids.starts,
-            ids.lens,
-            None if special is None else special.values,
+            content.values,
+            content.starts,
+            content.lens,
+            special,
             tables.is_special,
             tables.random_ids,
-            self._key_words() if self.mlm else np.zeros(0, np.uint32),
+            self._key_words(position) if self.mlm else np.zeros(0, np.uint32),
             self.keyed,
             self.mlm,
             self.mlm_probability,
@@ -223,32 +335,25 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
             left,
             ids_out,
             labels_out,
-            attention_out,
+            attention_np,
             words,
+            attention,
         )
         batch: dict[str, Any] = {"input_ids": input_ids}
-        for name in per_token:
-            rows = cols[name]
-            if name in _CONSUMED or name in BOUNDARY_COLUMNS:
-                continue
-            if is_scalar(rows[0]):
-                batch[name] = _stack_scalars(rows, name, framework)
-                continue
-            if isinstance(rows[0], str):
-                raise ValueError(
-                    f"column {name!r} holds strings, which cannot be batched; remove it from the "
-                    "dataset (Trainer does unless remove_unused_columns=False)"
-                )
-            col = aligned(rows, name, ids, raw_lens, ids.starts - raw_starts)
-            fill = (
-                getattr(self.tokenizer, "pad_token_type_id", 0) if name == "token_type_ids" else 0
-            )
+        for name, values in passed.items():
+            fill = self._fill_value(name)
             out, out_np = self._empty(shape, framework)
-            _core.pad_column(col.values, col.starts, col.lens, fill, left, out_np)
+            _core.pad_column(values, raw_starts, raw_lens, fill, left, out_np)
             batch[name] = out
-        batch["attention_mask"] = attention
+        batch.update(scalars)
+        batch["attention_mask"] = attention_out
         batch["labels"] = labels
         return batch
+
+    def _fill_value(self, name: str) -> int:
+        if name == "token_type_ids":
+            return int(getattr(self.tokenizer, "pad_token_type_id", 0) or 0)
+        return 0
 
     # ---- Masking on the target device (torch path) and the `device` option ----------------
 
@@ -315,12 +420,17 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
         input_ids: torch.Tensor,
         special_tokens_mask: torch.Tensor | None = None,
         word_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mask an already padded `(B, L)` batch on its own device (CUDA or CPU) with this
         collator's settings; returns `(masked_input_ids, labels)` on that device, in the same
         layout. Bit-identical to what the collator itself produces for the same rows, seed and
         epoch (keyed mode), or for the same key words (seeded / torch-seeded modes, which advance
         their streams as a collator call does).
+
+        Pass the batch's `attention_mask` when the pad id is also another special token (pad =
+        eos or sep): without it such a batch's padding cannot be told from content, and keyed
+        masks then follow the padded rows rather than their content.
 
         Every masking mode runs on the device: tokens, whole words, spans and n-grams. Word
         boundaries come from the tokenizer's tables (as in the collator without a boundary
@@ -330,7 +440,9 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
 
         Use it with a padding-only collator (`dataclasses.replace(collator, mlm=False,
         whole_word_mask=False, masking=None)`) when the CPU side of a training loop is the
-        bottleneck; see the README for `Trainer`."""
+        bottleneck; see the README for `Trainer`. It does not crop: with `max_length` set, that
+        padding-only collator crops (the same windows), and a row longer than `max_length` here
+        is an error."""
         from . import torch_masking
 
         if not self.mlm:
@@ -364,7 +476,59 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
             special_tokens_mask=special_tokens_mask,
             words=words,
             word_ids=word_ids,
+            left=self.tokenizer.padding_side == "left",
+            pad_is_unique=tables.pad_is_unique,
+            attention_mask=attention_mask,
+            max_length=self.max_length,
         )
+
+    def torch_mask_tokens(
+        self,
+        inputs: Any,
+        special_tokens_mask: Any | None = None,
+        offset_mapping: Any | None = None,
+    ) -> tuple[Any, Any]:
+        """transformers' method: mask a padded `(B, L)` tensor of ids in place for MLM and
+        return `(inputs, labels)`, with this collator's distribution and seeding (the Rust
+        kernel for CPU tensors, `mask_tensor` on other devices). `special_tokens_mask` rows
+        are never masked; `offset_mapping` is accepted for compatibility and not needed (word
+        boundaries come from the token ids)."""
+        if not isinstance(inputs, torch.Tensor):
+            raise TypeError(f"inputs must be a torch.Tensor, got {type(inputs).__name__}")
+        if inputs.device.type not in ("cpu", "meta"):
+            stm = None if special_tokens_mask is None else torch.as_tensor(special_tokens_mask)
+            masked, labels = self.mask_tensor(inputs, special_tokens_mask=stm)
+            inputs.copy_(masked)
+            return inputs, labels
+        return self._mask_padded(inputs, special_tokens_mask, "pt")
+
+    def numpy_mask_tokens(
+        self,
+        inputs: Any,
+        special_tokens_mask: Any | None = None,
+        offset_mapping: Any | None = None,
+    ) -> tuple[Any, Any]:
+        """transformers' method: mask a padded `(B, L)` array of ids in place for MLM and return
+        `(inputs, labels)`; see `torch_mask_tokens`."""
+        if not isinstance(inputs, np.ndarray):
+            raise TypeError(f"inputs must be a numpy array, got {type(inputs).__name__}")
+        return self._mask_padded(inputs, special_tokens_mask, "np")
+
+    def _mask_padded(self, inputs: Any, special_tokens_mask: Any, framework: str) -> Any:
+        if not self.mlm:
+            raise ValueError(
+                "the *_mask_tokens methods mask tokens for MLM: this collator has mlm=False"
+            )
+        if inputs.ndim != 2:
+            raise ValueError(
+                f"inputs must be a 2-D (batch, length) batch, got shape {tuple(inputs.shape)}"
+            )
+        cols: dict[str, Any] = {"input_ids": inputs}
+        if special_tokens_mask is not None:
+            cols["special_tokens_mask"] = special_tokens_mask
+        batch = self._collate(cols, framework, keep_width=True)
+        inputs[...] = batch["input_ids"]
+        return inputs, batch["labels"]
 
     def _device_word_masking(self, masking: str, device: torch.device, need_tables: bool) -> Any:
         from . import torch_word_masking as tw
@@ -386,14 +550,26 @@ class DataCollatorForLanguageModeling(DataCollatorMixin):
     # ---- end of the torch path -----------------------------------------------------------
 
 
-def _gather(col: Ragged, like: Ragged) -> np.ndarray:
-    """Lay a column's rows out at `like`'s offsets (so one start index serves both)."""
-    out = np.zeros(len(like.values), dtype=col.values.dtype)
-    for s_dst, s_src, n in zip(
-        like.starts.tolist(), col.starts.tolist(), col.lens.tolist(), strict=True
-    ):
-        out[s_dst : s_dst + n] = col.values[s_src : s_src + n]
-    return out
+def _check_fits(content: Ragged, limit: int) -> None:
+    """For methods that mask rows where they are: no row may need cropping."""
+    over = np.flatnonzero(content.lens > limit)
+    if over.size:
+        i = int(over[0])
+        raise ValueError(
+            f"row {i} has {int(content.lens[i])} tokens, more than max_length={limit}, and rows "
+            "are masked where they are here: crop them with the collator itself first (e.g. the "
+            "padding-only collator of the device-masking recipe)"
+        )
+
+
+def _no_pad_message(lens: np.ndarray, width: int, multiple: int | None) -> str:
+    shown = ", ".join(str(n) for n in lens[:8].tolist()) + (", ..." if len(lens) > 8 else "")
+    why = f" (pad_to_multiple_of={multiple})" if multiple and width > int(lens.max()) else ""
+    return (
+        f"the batch needs padding to {width} tokens{why} (row lengths: {shown}) but the "
+        "tokenizer has no pad token: set one, e.g. tokenizer.pad_token = tokenizer.eos_token, "
+        "or collate rows of equal length"
+    )
 
 
 def _stack_scalars(rows: list[Any], name: str, framework: str) -> Any:

@@ -71,7 +71,9 @@ class GroupTexts:
         column: the token-id column that defines the documents.
         columns: aligned per-token columns to cut exactly like `column`; None takes every
             list-of-integers column (`attention_mask`, `token_type_ids`, `special_tokens_mask`,
-            `word_ids`, ...). Other columns are not in the output.
+            `word_ids`, ...). Other columns are not in the output. `word_ids` are renumbered
+            so that no word spans two documents (each document's ids are shifted past the
+            largest id before it; the result is int64).
         fill: `{column: (at_inserted_tokens, at_padding)}` for aligned columns; None means a
             missing value. Defaults: attention_mask (1, 0), special_tokens_mask (1, 1),
             token_type_ids (0, 0), word_ids (None, None), labels (-100, -100), others (0, 0).
@@ -286,6 +288,8 @@ class GroupTexts:
         }
         for name in self._carried(table):
             flats = _aligned(table.column(name), name, ids_chunks, ids_flat, self.column)
+            if name == "word_ids":
+                flats = _words_per_document(flats)
             inserted, pad_value = self.fill.get(name, DEFAULT_FILL.get(name, _OTHER_FILL))
             out[name] = cut(name, flats, inserted, pad_value)
         if self.labels:
@@ -370,6 +374,31 @@ def _aligned(
             )
         row0 += len(f.offsets) - 1
     return flats
+
+
+def _words_per_document(flats: list[FlatList]) -> list[FlatList]:
+    """Word ids renumbered so that no word spans two documents: each document's ids are shifted
+    past the largest id of the documents before it in the batch (a tokenizer numbers every
+    document's words from 0, so a one-word document followed by another would otherwise be one
+    word). Equal and different ids within a document stay so; missing (null) and negative ids
+    (tokens in no word) are kept as they are. The result is int64."""
+    out, base = [], 0
+    for f in flats:
+        values, valid = int_values(f.values, "word_ids")
+        v = values.astype(np.int64)
+        ok = v >= 0 if valid is None else (valid != 0) & (v >= 0)
+        offsets = f.offsets
+        lens = np.diff(offsets)
+        largest = np.full(len(lens), -1, dtype=np.int64)
+        nonempty = np.flatnonzero(lens)
+        if nonempty.size:
+            largest[nonempty] = np.maximum.reduceat(np.where(ok, v, -1), offsets[nonempty])
+        bases = base + np.concatenate(([0], np.cumsum(largest + 1)))
+        shifted = np.where(ok, v + np.repeat(bases[:-1], lens), v)
+        base = int(bases[-1])
+        mask = None if valid is None else valid == 0
+        out.append(FlatList(offsets, pa.array(shifted, mask=mask)))
+    return out
 
 
 def _cut(

@@ -36,7 +36,13 @@ def _encode(tokenizer: Any, pair: bool) -> tuple[list[int], list[int | None], li
             if pair
             else backend.encode(_PROBE_A, add_special_tokens=True)
         )
-        return list(enc.ids), list(enc.sequence_ids), list(enc.type_ids)
+        # The backend keeps the padding a previous `tokenizer(..., padding=...)` call enabled.
+        kept = [k for k, a in enumerate(enc.attention_mask) if a]
+        return (
+            [enc.ids[k] for k in kept],
+            [enc.sequence_ids[k] for k in kept],
+            [enc.type_ids[k] for k in kept],
+        )
     # Tokenizers without a `tokenizers` backend: locate the probes by their plain encodings.
     args = (_PROBE_A, _PROBE_B) if pair else (_PROBE_A,)
     enc = tokenizer(*args, return_special_tokens_mask=True, return_token_type_ids=True)

@@ -7,7 +7,8 @@ formed so that no intermediate leaves int64 (`_mul32` splits the 32-bit constant
 does not depend on how a backend treats signed overflow.
 
 * `fmix32`, `murmur_round`, `hash_prefix`, `lane_keys`, `lane_at`, `threshold`: `rust/rng.rs`;
-* `content_range`: `trim_padding` in `rust/padding.rs` (pad-id runs at both ends are not content);
+* `content_range`: `trim_padding` in `rust/padding.rs` (surplus padding at the padding side's end
+  is not content);
 * `row_keys`: `row_key` in `rust/collate.rs`;
 * `mask_tokens`: `mask_row` in `rust/masking.rs`, over a whole batch;
 * `mask_batch`: the masking half of `collate` in `rust/collate.rs`.
@@ -130,21 +131,33 @@ def threshold(p: float) -> int:
 # ---- rust/padding.rs, rust/collate.rs ------------------------------------------------------
 
 
-def content_range(input_ids: torch.Tensor, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per row, where its content starts and how long it is, leaving out pad-id runs at both ends
-    (`trim_padding`). All-padding rows get length 0."""
+def content_range(
+    input_ids: torch.Tensor,
+    pad_id: int | None,
+    *,
+    left: bool = False,
+    pad_is_unique: bool = True,
+    attention_mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row, where its content starts and how long it is: the row without the surplus
+    padding at its padding-side end (`trim_padding`): pad-id tokens whose attention is 0 when
+    `attention_mask` is given, else pad-id tokens when the pad id is no other special token."""
     b, width = input_ids.shape
-    if width == 0:
-        zero = torch.zeros(b, dtype=torch.int64, device=input_ids.device)
-        return zero, zero
-    nonpad = input_ids != pad_id
-    any_content = nonpad.any(dim=1)
-    cols = torch.arange(width, device=input_ids.device)
-    first = torch.where(nonpad, cols, width).amin(dim=1)
-    last = torch.where(nonpad, cols, -1).amax(dim=1)
-    start = torch.where(any_content, first, 0)
-    length = torch.where(any_content, last - first + 1, 0)
-    return start, length
+    device = input_ids.device
+    full = torch.full((b,), width, dtype=torch.int64, device=device)
+    zero = torch.zeros(b, dtype=torch.int64, device=device)
+    if width == 0 or pad_id is None or (attention_mask is None and not pad_is_unique):
+        return zero, full
+    surplus = input_ids == pad_id
+    if attention_mask is not None:
+        surplus &= attention_mask == 0
+    cols = torch.arange(width, device=device)
+    if left:
+        # the first position that is not surplus (width when the whole row is)
+        start = torch.where(surplus, width, cols).amin(dim=1)
+        return start, width - start
+    end = torch.where(surplus, -1, cols).amax(dim=1) + 1
+    return zero, end
 
 
 def row_keys(
@@ -362,7 +375,7 @@ def check_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
 def mask_batch(
     input_ids: torch.Tensor,
     *,
-    pad_id: int,
+    pad_id: int | None,
     key_words: list[int],
     keyed: bool,
     settings: MaskSettings,
@@ -370,12 +383,19 @@ def mask_batch(
     special_tokens_mask: torch.Tensor | None = None,
     words: WordMasking | None = None,
     word_ids: torch.Tensor | None = None,
+    left: bool = False,
+    pad_is_unique: bool = True,
+    attention_mask: torch.Tensor | None = None,
+    max_length: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mask a padded batch where it lives; returns `(masked_input_ids, labels)` (int64, same
-    device and layout). Equal to the Rust collator's output for the same rows and key words.
+    device and layout). Equal to the Rust collator's output for the same rows and key words
+    (`left`, `pad_is_unique` and `attention_mask` decide the content as the collator does).
 
     `words` selects whole words, spans or n-grams (`torch_word_masking`) instead of tokens, with
-    boundaries from its tables or from `word_ids` (`(B, L)`, aligned with input_ids, -1: none)."""
+    boundaries from its tables or from `word_ids` (`(B, L)`, aligned with input_ids, -1: none).
+
+    `max_length`: the collator's; rows are not cropped here, so a longer row is an error."""
     if not isinstance(input_ids, torch.Tensor):
         raise TypeError(f"input_ids must be a torch.Tensor, got {type(input_ids).__name__}")
     if input_ids.ndim != 2:
@@ -386,11 +406,16 @@ def mask_batch(
         or input_ids.dtype == torch.bool
     ):
         raise TypeError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
-    if special_tokens_mask is not None and special_tokens_mask.shape != input_ids.shape:
-        raise ValueError(
-            f"special_tokens_mask has shape {tuple(special_tokens_mask.shape)} but input_ids has "
-            f"{tuple(input_ids.shape)}"
-        )
+    if input_ids.is_meta:
+        raise ValueError("input_ids is a tensor on the meta device, which holds no token ids")
+    for name, t in (
+        ("special_tokens_mask", special_tokens_mask),
+        ("attention_mask", attention_mask),
+    ):
+        if t is not None and t.shape != input_ids.shape:
+            raise ValueError(
+                f"{name} has shape {tuple(t.shape)} but input_ids has {tuple(input_ids.shape)}"
+            )
     if not 0 <= settings.mask_id < tables.vocab_size:
         raise ValueError(
             f"mask token id {settings.mask_id} is outside the vocabulary [0, {tables.vocab_size})"
@@ -403,9 +428,22 @@ def mask_batch(
     check_ids(ids, tables.vocab_size)
     if special_tokens_mask is not None:
         special_tokens_mask = special_tokens_mask.to(ids.device)
+    if attention_mask is not None:
+        attention_mask = attention_mask.to(ids.device)
     if word_ids is not None:
         word_ids = _check_word_ids(word_ids, ids)
-    start, length = content_range(ids, pad_id)
+    start, length = content_range(
+        ids, pad_id, left=left, pad_is_unique=pad_is_unique, attention_mask=attention_mask
+    )
+    if max_length is not None and ids.shape[1] > max_length:
+        over = (length > max_length).nonzero()
+        if over.numel():
+            i = int(over[0, 0])
+            raise ValueError(
+                f"row {i} has {int(length[i])} tokens, more than max_length={max_length}: "
+                "mask_tensor does not crop; crop the rows with the collator that pads them "
+                "(the padding-only collator of the device-masking recipe crops alike)"
+            )
     keys = row_keys(ids, start, length, key_words, keyed)
     if words is not None:
         from .torch_word_masking import mask_words

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .batch import Ragged, aligned, as_ragged
+from .batch import Ragged, aligned_values, as_ragged
 from .words import WordTables
 
 Masking = Literal["token", "word", "span", "ngram"]
@@ -58,33 +58,29 @@ def check_span_options(
             raise ValueError(f"{name} must be an integer in [1, {MAX_SPAN_WORDS}], got {value!r}")
 
 
-def continuation_flags(
-    rows: Any, raw_starts: np.ndarray, raw_lens: np.ndarray, size: int
-) -> np.ndarray:
+def continuation_flags(rows: Any, ids: Ragged) -> np.ndarray:
     """uint8 flags at input_ids' flat offsets from per-row reference positions."""
     refs = as_ragged(rows, "chinese_ref")
-    if len(refs.lens) != len(raw_lens):
-        raise ValueError(f"chinese_ref has {len(refs.lens)} rows but input_ids has {len(raw_lens)}")
+    if len(refs.lens) != len(ids.lens):
+        raise ValueError(f"chinese_ref has {len(refs.lens)} rows but input_ids has {len(ids.lens)}")
     row = np.repeat(np.arange(len(refs.lens)), refs.lens)
     pos = refs.values.astype(np.int64)
-    bad = np.flatnonzero((pos < 0) | (pos >= raw_lens[row]))
+    bad = np.flatnonzero((pos < 0) | (pos >= ids.lens[row]))
     if bad.size:
         i = int(bad[0])
         r = int(row[i])
         raise ValueError(
             f"chinese_ref row {r} has position {int(pos[i])}, outside its input_ids row of "
-            f"{int(raw_lens[r])} tokens"
+            f"{int(ids.lens[r])} tokens"
         )
-    flags = np.zeros(size, dtype=np.uint8)
-    flags[raw_starts[row] + pos] = 1
+    flags = np.zeros(len(ids.values), dtype=np.uint8)
+    flags[ids.starts[row] + pos] = 1
     return flags
 
 
 def word_arguments(
     cols: dict[str, Any],
     ids: Ragged,
-    raw_starts: np.ndarray | None,
-    raw_lens: np.ndarray | None,
     masking: Masking,
     replace_per: ReplacePer,
     span_geometric_p: float,
@@ -92,12 +88,12 @@ def word_arguments(
     max_ngram: int,
     tables: Callable[[], WordTables],
 ) -> dict[str, Any]:
-    """The `words` argument of `_core.collate_batch` for one batch.
+    """The `words` argument of `_core.collate_batch` for one batch, at input_ids' flat offsets
+    (`ids` are the rows as given, before surplus padding is left out).
 
     Boundaries come from a `word_ids` column when the batch has one, else from the tokenizer's
     tables (built by `tables()`, which raises when the family cannot be detected), merged by a
-    `chinese_ref` column of continuation positions when present. `raw_starts` / `raw_lens` are
-    input_ids' rows before padding was trimmed (needed only with those columns).
+    `chinese_ref` column of continuation positions when present.
     """
     word_ids = cols.get("word_ids")
     refs = cols.get("chinese_ref")
@@ -105,7 +101,6 @@ def word_arguments(
         raise ValueError(
             "the batch has both 'word_ids' and 'chinese_ref': give word boundaries one way"
         )
-    size = len(ids.values)
     args: dict[str, Any] = {
         "units": masking,
         "replace": replace_per,
@@ -117,18 +112,13 @@ def word_arguments(
         "max_span_length": int(max_span_length),
         "max_ngram": int(max_ngram),
     }
-    if word_ids is not None or refs is not None:
-        assert raw_starts is not None and raw_lens is not None
-        shift = ids.starts - raw_starts
     if word_ids is not None:
-        # `aligned` checks every row has input_ids' length, so both columns are the same
-        # concatenation of rows: one flat offset serves both.
-        col = aligned(word_ids, "word_ids", ids, raw_lens, shift, none=-1)
-        args["word_ids"] = np.ascontiguousarray(col.values, dtype=np.int64)
+        values = aligned_values(word_ids, "word_ids", ids, none=-1)
+        args["word_ids"] = np.ascontiguousarray(values, dtype=np.int64)
         return args
     t = tables()
     args["starts_word"] = t.starts_word
     args["ends_word"] = t.ends_word
     if refs is not None:
-        args["continuation"] = continuation_flags(refs, raw_starts, raw_lens, size)
+        args["continuation"] = continuation_flags(refs, ids)
     return args

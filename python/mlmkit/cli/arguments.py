@@ -64,6 +64,14 @@ class MaskingArguments:
         default=0.1, metadata={"help": "of the masked tokens: share replaced by a random token"}
     )
     block_size: int = field(default=64, metadata={"help": "tokens per training example"})
+    seq_schedule: str | None = field(
+        default=None,
+        metadata={
+            "help": "short sequences first, as LENGTH:FRACTION stages, e.g. 128:0.9,512:0.1 "
+            "(90%% of the steps on windows of 128 tokens, then 512); blocks are cut at the "
+            "largest length, evaluation stays at it"
+        },
+    )
 
 
 @dataclass
@@ -178,3 +186,21 @@ def dataclasses_from(namespace: argparse.Namespace, groups: tuple[type, ...]) ->
         )
         for cls in groups
     ]
+
+
+def given_flags(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """The destinations of the flags given in `argv` (abbreviations and `--no_x` forms
+    included), found by parsing it again with every default suppressed. `parser` is changed:
+    pass a fresh one."""
+
+    def suppress(p: argparse.ArgumentParser) -> None:
+        p._defaults.clear()
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    suppress(sub)
+            else:
+                action.default = argparse.SUPPRESS
+
+    suppress(parser)
+    return set(vars(parser.parse_args(argv))) - {"command"}

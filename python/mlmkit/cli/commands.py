@@ -20,10 +20,19 @@ def training_command(args: argparse.Namespace) -> None:
         *ours, training = dataclasses_from(args, (*groups, TrainingArguments))
     except (ValueError, TypeError) as e:
         raise CliError(f"training arguments: {e}") from None
+    given: frozenset[str] = frozenset()
+    if getattr(args, "argv", None) is not None:
+        from mlmkit.__main__ import build_parser
+
+        from .arguments import given_flags
+
+        given = frozenset(given_flags(build_parser(), args.argv))
     if args.command == "pretrain":
-        run_pretrain(*ours, training)
+        corpus, masking, tokenizer, model = ours
+        run_pretrain(corpus, masking, tokenizer, model, training, given=given)
     else:
-        run_adapt(*ours, training)
+        adapt, corpus, masking = ours
+        run_adapt(adapt, corpus, masking, training, given=given)
 
 
 def fill_mask_command(args: argparse.Namespace) -> None:

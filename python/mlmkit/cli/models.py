@@ -81,3 +81,19 @@ def load_masked_lm(directory: str | Path, device: str | None = None) -> tuple[An
 def _first_line(e: BaseException) -> str:
     text = str(e).strip() or type(e).__name__
     return text.splitlines()[0]
+
+
+def with_sparse_head(model: Any) -> bool:
+    """Train `model` with `mlmkit.sparse_mlm_head` when its class is supported (True); other
+    masked-LM classes train with their stock head, with a note saying so (False)."""
+    import mlmkit
+
+    try:
+        mlmkit.sparse_mlm_head(model)
+    except TypeError:
+        print(
+            f"note: {type(model).__name__} trains with its stock head (the vocabulary projection "
+            "at every position): mlmkit.sparse_mlm_head does not support it"
+        )
+        return False
+    return True

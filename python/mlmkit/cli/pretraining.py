@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import seq_schedule
 from .arguments import (
     AdaptArguments,
     CorpusArguments,
@@ -199,7 +200,12 @@ def train(
         data_collator=collator,
         processing_class=tokenizer,
     )
+    # Most masked-LM heads declare **kwargs but ignore `num_items_in_batch` and return a mean
+    # (transformers#47688): Trainer would then not divide their loss by the accumulation steps.
+    # Without the count every head returns its batch mean, and Trainer divides it.
+    trainer.model_accepts_loss_kwargs = False
     callback.attach(trainer)
+    seq_schedule.attach(trainer, collator, masking)
     start = time.perf_counter()
     with warnings.catch_warnings():
         # Trainer pins memory by default; on a CPU-only machine torch warns about it every epoch.
@@ -227,10 +233,6 @@ def finish(
     start = time.perf_counter()
     output_dir.mkdir(parents=True, exist_ok=True)
     trainer.save_model(str(output_dir))
-    exported = getattr(trainer.model, "exported_architecture", None)
-    if exported:  # saved as the stock class (see sparse_head.py)
-        trainer.model.config.architectures = [exported]
-        trainer.model.config.save_pretrained(str(output_dir))
     tokenizer.save_pretrained(str(output_dir))
     model = trainer.model.eval()
     examples = []
@@ -281,11 +283,12 @@ def summary(metrics: dict[str, Any], output_dir: Path) -> str:
         t = metrics["tokenizer"]
         lines.append(f"tokenizer: {t['type']}, {t['vocab_size']} tokens")
     m = metrics["model"]
+    schedule = f" cropped by --seq_schedule {m['seq_schedule']}" if m.get("seq_schedule") else ""
     lines.append(
         f"model: {m['class']}, {m['layers']} layers, hidden {m['hidden_size']}, "
         f"{m['parameters'] / 1e6:.1f} M parameters; {m['train_examples']} training examples of "
-        f"<= {m['block_size']} tokens, {m['masking']} masking of {m['mlm_probability']:.0%} "
-        f"(evaluation: {m['eval_mlm_probability']:.0%})"
+        f"<= {m['block_size']} tokens{schedule}, {m['masking']} masking of "
+        f"{m['mlm_probability']:.0%} (evaluation: {m['eval_mlm_probability']:.0%})"
     )
     before, after = metrics["eval_mlm_perplexity_before"], metrics["eval_mlm_perplexity_after"]
     if before is not None:
@@ -308,16 +311,23 @@ def summary(metrics: dict[str, Any], output_dir: Path) -> str:
 
 
 def _model_info(
-    model: Any, config: Any, train_set: Any, eval_set: Any, masking: MaskingArguments
+    model: Any,
+    config: Any,
+    train_set: Any,
+    eval_set: Any,
+    masking: MaskingArguments,
+    sparse_head: bool,
 ) -> dict[str, Any]:
     return {
-        "class": getattr(model, "exported_architecture", type(model).__name__),
+        "class": type(model).__name__,
+        "sparse_head": sparse_head,
         "layers": config.num_hidden_layers,
         "hidden_size": config.hidden_size,
         "parameters": sum(p.numel() for p in model.parameters()),
         "train_examples": len(train_set),
         "eval_examples": len(eval_set),
         "block_size": masking.block_size,
+        "seq_schedule": masking.seq_schedule,
         "masking": masking.masking,
         "mlm_probability": masking.mlm_probability,
         "eval_mlm_probability": masking.eval_mlm_probability,
@@ -337,13 +347,23 @@ def run_pretrain(
     tok_args: TokenizerArguments,
     model_args: ModelArguments,
     training_args: Any,
+    given: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    from transformers import BertConfig, set_seed
+    """`given`: the flags on the command line. A corpus written by `mlmkit preprocess` brings
+    its objective, block size and tokenizer; flags that would change them are errors."""
+    from transformers import BertConfig, BertForMaskedLM, BertForPreTraining, set_seed
+
+    import mlmkit
 
     from .positions import init_sinusoidal_positions
-    from .sparse_head import SparseHeadBertForMaskedLM, SparseHeadBertForPreTraining
-    from .tokenizer_training import train_tokenizer
+    from .preprocessed import open_preprocessed
 
+    preprocessed = open_preprocessed(corpus_args.corpus)
+    if preprocessed is not None:
+        from .preprocessed_training import adopt_settings
+
+        adopt_settings(preprocessed, corpus_args, masking, model_args, given)
+    seq_schedule.resolve(masking, model_args.objective, given, preprocessed is not None)
     check_arguments(corpus_args, masking)
     if model_args.hidden_size % model_args.num_attention_heads:
         raise CliError(
@@ -361,6 +381,55 @@ def run_pretrain(
         raise CliError(f"--vocab_size must be at least 100, got {tok_args.vocab_size}")
     output_dir = Path(training_args.output_dir)
     run = Run("pretrain")
+    if preprocessed is not None:
+        from .preprocessed_training import preprocessed_sets
+
+        tokenizer, train_set, eval_set, eval_docs = preprocessed_sets(
+            preprocessed, corpus_args, run
+        )
+    else:
+        tokenizer, train_set, eval_set, eval_docs = _raw_sets(
+            corpus_args, masking, tok_args, model_args, training_args, output_dir, run
+        )
+
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=model_args.hidden_size,
+        num_hidden_layers=model_args.num_hidden_layers,
+        num_attention_heads=model_args.num_attention_heads,
+        intermediate_size=model_args.intermediate_size,
+        max_position_embeddings=model_args.max_position_embeddings,
+        pad_token_id=tokenizer.pad_token_id,
+        hidden_dropout_prob=model_args.dropout,
+        attention_probs_dropout_prob=model_args.dropout,
+    )
+    model_class = BertForMaskedLM if model_args.objective == "mlm" else BertForPreTraining
+    set_seed(training_args.seed)
+    model = mlmkit.sparse_mlm_head(model_class(config))
+    if model_args.position_init == "sinusoidal":
+        init_sinusoidal_positions(
+            model.bert.embeddings.position_embeddings, config.initializer_range
+        )
+    run.info["objective"] = model_args.objective
+    run.info["model"] = _model_info(model, config, train_set, eval_set, masking, True)
+    run.info["model"]["position_init"] = model_args.position_init
+    trainer = train(run, model, tokenizer, train_set, eval_set, masking, training_args)
+    return finish(run, trainer, tokenizer, eval_docs, output_dir)
+
+
+def _raw_sets(
+    corpus_args: CorpusArguments,
+    masking: MaskingArguments,
+    tok_args: TokenizerArguments,
+    model_args: ModelArguments,
+    training_args: Any,
+    output_dir: Path,
+    run: Run,
+) -> tuple[Any, Any, Any, Any]:
+    """Read the corpus, train the tokenizer, make the examples: (tokenizer, train set, eval
+    set, held-out documents)."""
+    from .tokenizer_training import train_tokenizer
+
     corpus = read_corpus(corpus_args, training_args.seed, output_dir, run)
 
     start = time.perf_counter()
@@ -398,32 +467,7 @@ def run_pretrain(
     if len(train_set) == 0 or len(eval_set) == 0:
         raise CliError("the corpus is too small: no training or evaluation examples")
     run.timed("preprocessing", start)
-
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=model_args.hidden_size,
-        num_hidden_layers=model_args.num_hidden_layers,
-        num_attention_heads=model_args.num_attention_heads,
-        intermediate_size=model_args.intermediate_size,
-        max_position_embeddings=model_args.max_position_embeddings,
-        pad_token_id=tokenizer.pad_token_id,
-        hidden_dropout_prob=model_args.dropout,
-        attention_probs_dropout_prob=model_args.dropout,
-    )
-    model_class = (
-        SparseHeadBertForMaskedLM if model_args.objective == "mlm" else SparseHeadBertForPreTraining
-    )
-    set_seed(training_args.seed)
-    model = model_class(config)
-    if model_args.position_init == "sinusoidal":
-        init_sinusoidal_positions(
-            model.bert.embeddings.position_embeddings, config.initializer_range
-        )
-    run.info["objective"] = model_args.objective
-    run.info["model"] = _model_info(model, config, train_set, eval_set, masking)
-    run.info["model"]["position_init"] = model_args.position_init
-    trainer = train(run, model, tokenizer, train_set, eval_set, masking, training_args)
-    return finish(run, trainer, tokenizer, corpus.eval, output_dir)
+    return tokenizer, train_set, eval_set, corpus.eval
 
 
 def run_adapt(
@@ -431,9 +475,17 @@ def run_adapt(
     corpus_args: CorpusArguments,
     masking: MaskingArguments,
     training_args: Any,
+    given: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    from .models import load_masked_lm
+    from .models import load_masked_lm, with_sparse_head
+    from .preprocessed import open_preprocessed
 
+    preprocessed = open_preprocessed(corpus_args.corpus)
+    if preprocessed is not None:
+        from .preprocessed_training import adopt_settings
+
+        adopt_settings(preprocessed, corpus_args, masking, None, given)
+    seq_schedule.resolve(masking, "mlm", given, preprocessed is not None)
     check_arguments(corpus_args, masking)
     output_dir = Path(training_args.output_dir)
     run = Run("adapt")
@@ -445,20 +497,29 @@ def run_adapt(
     if masking.block_size > limit:
         raise CliError(f"--block_size ({masking.block_size}) exceeds the model's maximum ({limit})")
     run.info["base_model"] = str(adapt_args.model)
-    corpus = read_corpus(corpus_args, training_args.seed, output_dir, run)
-    start = time.perf_counter()
-    train_set = mlm_blocks(corpus.train, tokenizer, masking.block_size)
-    eval_set = _eval_subset(
-        mlm_blocks(corpus.eval, tokenizer, masking.block_size), corpus_args.max_eval_samples
-    )
-    if len(train_set) == 0 or len(eval_set) == 0:
-        raise CliError("the corpus is too small: no training or evaluation examples")
-    run.timed("preprocessing", start)
+    if preprocessed is not None:
+        from .preprocessed_training import preprocessed_sets
+
+        _, train_set, eval_set, eval_docs = preprocessed_sets(
+            preprocessed, corpus_args, run, model_tokenizer=tokenizer
+        )
+    else:
+        corpus = read_corpus(corpus_args, training_args.seed, output_dir, run)
+        start = time.perf_counter()
+        train_set = mlm_blocks(corpus.train, tokenizer, masking.block_size)
+        eval_set = _eval_subset(
+            mlm_blocks(corpus.eval, tokenizer, masking.block_size), corpus_args.max_eval_samples
+        )
+        if len(train_set) == 0 or len(eval_set) == 0:
+            raise CliError("the corpus is too small: no training or evaluation examples")
+        run.timed("preprocessing", start)
+        eval_docs = corpus.eval
     model.train()
+    sparse = with_sparse_head(model)
     run.info["objective"] = "mlm"
-    run.info["model"] = _model_info(model, model.config, train_set, eval_set, masking)
+    run.info["model"] = _model_info(model, model.config, train_set, eval_set, masking, sparse)
     trainer = train(run, model, tokenizer, train_set, eval_set, masking, training_args)
-    metrics = finish(run, trainer, tokenizer, corpus.eval, output_dir)
+    metrics = finish(run, trainer, tokenizer, eval_docs, output_dir)
     if not math.isfinite(metrics["eval_mlm_perplexity_after"] or math.nan):
         raise CliError("training diverged (non-finite eval perplexity); lower --learning_rate")
     return metrics

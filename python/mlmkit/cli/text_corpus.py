@@ -3,8 +3,15 @@ document per row) and splitting them into train and held-out eval documents.
 
 Inputs: text files (documents separated by blank lines; read by `mlmkit.load_sentence_corpus`),
 folders (every non-hidden file below, by extension), glob patterns, JSON lines files (`.jsonl`,
-`.json`, `.ndjson`: one object per line with a text field) and directories written by
-`datasets`' `save_to_disk`. Without inputs: the standard library's documentation.
+`.json`, `.ndjson`: one object per line with a text field), Parquet files (`.parquet`: one
+document per row in a text column) and directories written by `datasets`' `save_to_disk`.
+Without inputs: the standard library's documentation.
+
+Sentences (what NSP/SOP pairs are built from): by default every line of a text file, and every
+paragraph of a JSON/Parquet/saved-dataset text, is split with `sentences.split_sentences`;
+with `sentences="lines"` each non-blank line is one sentence as it is (the one-sentence-per-line
+format of BERT's `create_pretraining_data.py`); `sentences="units"` keeps those lines and
+paragraphs whole for a later `split_units` (the same sentences as "split", split elsewhere).
 """
 
 from __future__ import annotations
@@ -17,15 +24,20 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import datasets
 import numpy as np
+import pyarrow as pa
 
 from .errors import CliError
 from .sentences import split_sentences
 
 JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
+PARQUET_SUFFIXES = (".parquet",)
+# "units": what "split" would split, left unsplit (lines of text files, paragraphs of text
+# fields), for `mlmkit preprocess`, whose workers split them (`split_units`).
+SentenceMode = Literal["split", "lines", "units"]
 EVAL_SPLITS = ("validation", "valid", "eval", "test")
 FEATURES = datasets.Features({"sentences": datasets.List(datasets.Value("string"))})
 
@@ -42,14 +54,16 @@ def load_corpus(
     text_field: str = "text",
     eval_fraction: float = 0.05,
     progress: bool = True,
+    sentences: SentenceMode = "split",
 ) -> Corpus:
     """Documents of `inputs` (or of the default corpus), split into train and eval documents.
 
     A saved `DatasetDict` with a validation/eval/test split keeps its own split; otherwise
     documents go to eval by a hash of their text (deterministic, independent of order).
+    `eval_fraction=0` holds nothing out (`eval` is then empty).
     """
-    if not 0.0 < eval_fraction < 1.0:
-        raise CliError(f"--eval_fraction must be between 0 and 1, got {eval_fraction}")
+    if not 0.0 <= eval_fraction < 1.0:
+        raise CliError(f"--eval_fraction must be in [0, 1), got {eval_fraction}")
     if not inputs:
         from .stdlib_corpus import load_stdlib_corpus, stdlib_root
 
@@ -62,11 +76,13 @@ def load_corpus(
     parts, given_eval = [], []
     for kind, where in resolve_inputs(inputs):
         if kind == "text":
-            parts.append(_text_files(where))
+            parts.append(_text_files(where, sentences))
         elif kind == "json":
-            parts.append(_json_lines(where, text_field))
+            parts.append(_json_lines(where, text_field, sentences))
+        elif kind == "parquet":
+            parts.append(_parquet_files(where, text_field, sentences))
         else:
-            ds, ev = _saved_dataset(where[0], text_field)
+            ds, ev = _saved_dataset(where[0], text_field, sentences)
             parts.append(ds)
             if ev is not None:
                 given_eval.append(ev)
@@ -84,10 +100,22 @@ def load_corpus(
 
 
 def resolve_inputs(inputs: Sequence[str]) -> list[tuple[str, list[Path]]]:
-    """Group the inputs into ("text", files), ("json", files) and ("dataset", [dir]) sources."""
+    """Group the inputs into ("text", files), ("json", files), ("parquet", files) and
+    ("dataset", [dir]) sources."""
     text: list[Path] = []
     json_files: list[Path] = []
+    parquet: list[Path] = []
     saved: list[Path] = []
+
+    def add(f: Path) -> None:
+        suffix = f.suffix.lower()
+        if suffix in JSON_SUFFIXES:
+            json_files.append(f)
+        elif suffix in PARQUET_SUFFIXES:
+            parquet.append(f)
+        else:
+            text.append(f)
+
     for item in inputs:
         if any(ch in item for ch in "*?[") and not os.path.exists(item):
             matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
@@ -107,14 +135,16 @@ def resolve_inputs(inputs: Sequence[str]) -> list[tuple[str, list[Path]]]:
                 if not files:
                     raise CliError(f"the corpus folder {path} holds no files")
                 for f in files:
-                    (json_files if f.suffix.lower() in JSON_SUFFIXES else text).append(f)
+                    add(f)
             elif path.is_file():
-                (json_files if path.suffix.lower() in JSON_SUFFIXES else text).append(path)
+                add(path)
     sources: list[tuple[str, list[Path]]] = []
     if text:
         sources.append(("text", text))
     if json_files:
         sources.append(("json", json_files))
+    if parquet:
+        sources.append(("parquet", parquet))
     sources += [("dataset", [p]) for p in saved]
     if not sources:
         raise CliError(f"no corpus files in {_names(inputs)}")
@@ -125,7 +155,9 @@ def split_by_hash(
     ds: datasets.Dataset, fraction: float
 ) -> tuple[datasets.Dataset, datasets.Dataset]:
     """Eval documents are those whose text hashes below `fraction` (at least one document on
-    each side)."""
+    each side; none held out when `fraction` is 0)."""
+    if fraction == 0.0:
+        return no_split(ds)
     if len(ds) < 2:
         raise CliError(
             f"the corpus has {len(ds)} document(s); it needs at least 2 (documents are separated "
@@ -143,6 +175,10 @@ def split_by_hash(
     if held.all():
         held[np.argmax(u)] = False
     return ds.select(np.flatnonzero(~held)), ds.select(np.flatnonzero(held))
+
+
+def no_split(ds: datasets.Dataset) -> tuple[datasets.Dataset, datasets.Dataset]:
+    return ds, ds.select([])
 
 
 def _unit_hash(sentences: list[str]) -> float:
@@ -176,13 +212,15 @@ def _sentences_of_lines(batch: dict[str, list[Any]]) -> dict[str, list[list[str]
     }
 
 
-def _text_files(files: list[Path]) -> datasets.Dataset:
+def _text_files(files: list[Path], sentences: SentenceMode = "split") -> datasets.Dataset:
     from mlmkit import load_sentence_corpus
 
     try:
         ds = load_sentence_corpus([str(f) for f in files])
     except (OSError, ValueError) as e:
         raise CliError(str(e)) from None
+    if sentences != "split":  # load_sentence_corpus keeps one stripped line per row item
+        return ds
     # Lines of prose files may hold several sentences (NSP/SOP pairs are built from sentences).
     return ds.map(_sentences_of_lines, batched=True, desc="Splitting sentences")
 
@@ -191,11 +229,28 @@ def paragraphs_to_sentences(text: str) -> list[str]:
     return [s for para in text.split("\n\n") for s in split_sentences(para)]
 
 
-def _json_lines(files: list[Path], field: str) -> datasets.Dataset:
+def lines_to_sentences(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def text_to_sentences(text: str, sentences: SentenceMode) -> list[str]:
+    if sentences == "lines":
+        return lines_to_sentences(text)
+    if sentences == "units":
+        return [p.strip() for p in text.split("\n\n") if p.strip()]
+    return paragraphs_to_sentences(text)
+
+
+def split_units(units: list[str]) -> list[str]:
+    """The sentences of "units" (lines or paragraphs): what `sentences="split"` gives."""
+    return [s for unit in units for s in split_sentences(unit)]
+
+
+def _json_lines(files: list[Path], field: str, sentences: SentenceMode) -> datasets.Dataset:
     docs = [
         doc
         for path in files
-        for doc in (paragraphs_to_sentences(t) for t in _json_texts(path, field))
+        for doc in (text_to_sentences(t, sentences) for t in _json_texts(path, field))
         if doc
     ]
     return datasets.Dataset.from_dict({"sentences": docs}, features=FEATURES)
@@ -244,7 +299,36 @@ def _json_line(raw: bytes, path: Path, line: int) -> Any:
         raise CliError(f"{path}:{line}: not valid JSON ({e.msg})") from None
 
 
-def _saved_dataset(path: Path, field: str) -> tuple[datasets.Dataset, datasets.Dataset | None]:
+def _parquet_files(files: list[Path], field: str, sentences: SentenceMode) -> datasets.Dataset:
+    import pyarrow.parquet as pq
+
+    for path in files:
+        try:
+            names = pq.read_schema(path).names
+        except (OSError, pa.ArrowException) as e:
+            raise CliError(f"cannot read the Parquet file {path}: {_first_line(e)}") from None
+        if field not in names and "sentences" not in names:
+            raise CliError(
+                f"the Parquet file {path} has no {field!r} column (columns: {names}); choose the "
+                "text column with --text_field"
+            )
+    column = field if all(field in pq.read_schema(p).names for p in files) else "sentences"
+    try:
+        ds = datasets.Dataset.from_parquet([str(p) for p in files], columns=[column])
+    except (OSError, ValueError, pa.ArrowException) as e:
+        raise CliError(f"cannot read the Parquet corpus: {_first_line(e)}") from None
+    assert isinstance(ds, datasets.Dataset)
+    return _as_sentences(ds, field, files[0], sentences)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0]
+
+
+def _saved_dataset(
+    path: Path, field: str, sentences: SentenceMode = "split"
+) -> tuple[datasets.Dataset, datasets.Dataset | None]:
     try:
         loaded = datasets.load_from_disk(str(path))
     except (OSError, ValueError, FileNotFoundError) as e:
@@ -252,12 +336,14 @@ def _saved_dataset(path: Path, field: str) -> tuple[datasets.Dataset, datasets.D
     if isinstance(loaded, datasets.DatasetDict):
         eval_name = next((s for s in EVAL_SPLITS if s in loaded), None)
         train_name = "train" if "train" in loaded else next(s for s in loaded if s != eval_name)
-        held = _as_sentences(loaded[eval_name], field, path) if eval_name else None
-        return _as_sentences(loaded[train_name], field, path), held
-    return _as_sentences(loaded, field, path), None
+        held = _as_sentences(loaded[eval_name], field, path, sentences) if eval_name else None
+        return _as_sentences(loaded[train_name], field, path, sentences), held
+    return _as_sentences(loaded, field, path, sentences), None
 
 
-def _as_sentences(ds: datasets.Dataset, field: str, path: Path) -> datasets.Dataset:
+def _as_sentences(
+    ds: datasets.Dataset, field: str, path: Path, sentences: SentenceMode = "split"
+) -> datasets.Dataset:
     if "sentences" in ds.column_names and field not in ds.column_names:
         return ds.select_columns(["sentences"]).cast(FEATURES)
     if field not in ds.column_names:
@@ -267,7 +353,7 @@ def _as_sentences(ds: datasets.Dataset, field: str, path: Path) -> datasets.Data
         )
 
     def convert(batch: dict[str, list[Any]]) -> dict[str, list[list[str]]]:
-        return {"sentences": [paragraphs_to_sentences(t or "") for t in batch[field]]}
+        return {"sentences": [text_to_sentences(t or "", sentences) for t in batch[field]]}
 
     out = ds.map(
         convert, batched=True, remove_columns=ds.column_names, features=FEATURES, desc="Sentences"
