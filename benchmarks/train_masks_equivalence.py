@@ -152,6 +152,25 @@ def prepare(setup: Setup, workdir: Path) -> dict[str, Any]:
     }
 
 
+def resumed_data(setup: Setup, workdir: Path) -> dict[str, Any]:
+    """The description `prepare` gave of the data an interrupted run saved in `workdir`."""
+    if (workdir / "data.json").exists():
+        return dict(json.loads((workdir / "data.json").read_text()))
+    from mlmkit.cli.text_corpus import load_corpus
+
+    corpus = load_corpus(None, eval_fraction=setup.eval_fraction, progress=False)
+    data = Data.load(workdir)
+    return {
+        "train_documents": len(_first(corpus.train, setup.max_train_documents)),
+        "eval_documents": len(_first(corpus.eval, setup.max_eval_documents)),
+        "vocab_size": len(data.tokenizer),
+        "train_blocks": int(data.train_blocks.shape[0]),
+        "eval_blocks": int(data.eval_inputs.shape[0]),
+        "eval_masked_tokens": int((data.eval_labels != -100).sum()),
+        "eval_masks_sha256": masks_digest(data.eval_inputs, data.eval_labels),
+    }
+
+
 def _first(docs: Any, n: int | None) -> Any:
     return docs if n is None else docs.select(range(min(n, len(docs))))
 
@@ -566,7 +585,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ]:
             stale.unlink()
         setup_file.write_text(json.dumps(dataclasses.asdict(setup), indent=1) + "\n")
-    data = prepare(setup, workdir)
+    data_file = workdir / "data.json"
+    if args.resume and (workdir / "data.npz").exists():
+        data = resumed_data(setup, workdir)  # tokenizer training is not bit-reproducible
+    else:
+        data = prepare(setup, workdir)
+        data_file.write_text(json.dumps(data, indent=1) + "\n")
     print(f"data: {data}", flush=True)
     for done in workdir.glob("*-[0-9]*.json"):
         if json.loads(done.read_text())["eval_masks_sha256"] != data["eval_masks_sha256"]:
