@@ -39,11 +39,21 @@ def _without_rust(path: str) -> str:
     return os.pathsep.join(keep)
 
 
+def _maturin() -> list[str]:
+    """The maturin of this environment (`python -m maturin` needs its script beside `python`,
+    which a virtualenv over system site-packages lacks)."""
+    script = pathlib.Path(sys.executable).with_name("maturin")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("maturin")
+    return [found] if found else [sys.executable, "-m", "maturin"]
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> pathlib.Path:
     out = tmp_path_factory.mktemp("dist")
     subprocess.run(
-        [sys.executable, "-m", "maturin", "build", "--release", "--out", str(out), "--quiet"],
+        [*_maturin(), "build", "--release", "--out", str(out), "--quiet"],
         cwd=ROOT,
         check=True,
         capture_output=True,
